@@ -1,0 +1,229 @@
+//! Wiring: turns a validated [`LoadedConfig`] into the shared, immutable [`Gateway`] every
+//! request reads (directory, operator adapters, clients, store, keys, metrics). `serve` builds it
+//! from files; `demo` and tests pass generated material through [`BuildOptions`].
+
+use crate::clock::SharedClock;
+use crate::config::{CibaConfig, LoadedConfig, Secret};
+use crate::discovery::{Directory, OperatorIndex, PortedTable, PrefixTable};
+use crate::msisdn::ParseRules;
+use crate::operators::{MobileConnectCiba, OperatorBackend};
+use crate::rp::client_auth::{ClientRegistry, RegisteredClient};
+use crate::store::{MemoryStore, Store};
+use crate::telemetry::Metrics;
+use crate::tokens::{KeySet, PairwiseSubjects, SubscriberIds, TokenIssuer};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// Keys or secrets unusable.
+    #[error(transparent)]
+    Keys(#[from] crate::tokens::KeyError),
+    /// Portability file unusable.
+    #[error("discovery.ported_numbers: {0}")]
+    Ported(String),
+    /// An operator adapter could not be built.
+    #[error(transparent)]
+    Operator(#[from] crate::operators::mobile_connect::AdapterError),
+    /// Operator secret missing.
+    #[error("operators.{0}: client secret not available")]
+    MissingSecret(String),
+    /// Metrics registration failed.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Operator facts the RP surface needs (Discovery API).
+#[derive(Debug, Clone)]
+pub struct OperatorInfo {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// ISO country.
+    pub country: String,
+    /// MCC-MNC pairs.
+    pub mcc_mnc: Vec<String>,
+}
+
+/// Material generated instead of read from files (demo, tests).
+pub struct BuildOptions {
+    /// Clock (tests: manual).
+    pub clock: SharedClock,
+    /// Metrics registry.
+    pub registry: prometheus::Registry,
+    /// Signing keys instead of `keys.signing_keys`.
+    pub keys: Option<KeySet>,
+    /// Secrets instead of the operators' `client_secret`/`client_secret_env`.
+    pub operator_secrets: HashMap<String, Secret>,
+    /// Portability CSV text instead of the `discovery.ported_numbers` file.
+    pub ported_csv: Option<String>,
+}
+
+impl BuildOptions {
+    /// Defaults: system clock, fresh registry, everything from the config.
+    pub fn new() -> Self {
+        Self {
+            clock: Arc::new(crate::clock::SystemClock),
+            registry: prometheus::Registry::new(),
+            keys: None,
+            operator_secrets: HashMap::new(),
+            ported_csv: None,
+        }
+    }
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Everything a request needs, immutable after start.
+pub struct Gateway {
+    /// Our issuer.
+    pub issuer: String,
+    /// Clock.
+    pub clock: SharedClock,
+    /// MSISDN normalisation.
+    pub rules: ParseRules,
+    /// Routing.
+    pub directory: Directory,
+    /// Operator adapters, by [`OperatorIndex`].
+    pub operators: Vec<Arc<dyn OperatorBackend>>,
+    /// Operator facts, by index.
+    pub operator_info: Vec<OperatorInfo>,
+    /// Relying parties.
+    pub clients: ClientRegistry,
+    /// Transactions.
+    pub store: Arc<dyn Store>,
+    /// Token issuance.
+    pub tokens: TokenIssuer,
+    /// Pairwise subjects.
+    pub pairwise: PairwiseSubjects,
+    /// Discovery API subscriber ids.
+    pub subscriber_ids: SubscriberIds,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// CIBA settings.
+    pub ciba: CibaConfig,
+    /// Discovery answer lifetime, seconds.
+    pub discovery_ttl_s: u64,
+    /// Request body limit.
+    pub max_body_bytes: usize,
+    /// Rendered `/.well-known/openid-configuration`.
+    pub metadata_json: Bytes,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("issuer", &self.issuer).finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// Operator index of an id.
+    pub fn operator_index(&self, id: &str) -> Option<OperatorIndex> {
+        self.operator_info.iter().position(|o| o.id == id).map(|i| OperatorIndex(i as u16))
+    }
+
+    /// The adapter for an operator id.
+    pub fn operator(&self, id: &str) -> Option<&Arc<dyn OperatorBackend>> {
+        self.operator_index(id).and_then(|i| self.operators.get(i.0 as usize))
+    }
+}
+
+/// Builds the gateway.
+pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, BuildError> {
+    let cfg = &loaded.config;
+    let ids: Vec<String> = cfg.operators.iter().map(|o| o.id.clone()).collect();
+    let metrics = Metrics::register(opts.registry, &ids)?;
+    let index_of = |id: &str| ids.iter().position(|o| o == id).map(|i| OperatorIndex(i as u16));
+    let rules = ParseRules {
+        default_country_code: cfg.discovery.default_country_code,
+        national_len: cfg.discovery.national_len,
+    };
+
+    let mut prefixes = PrefixTable::new();
+    for (i, op) in cfg.operators.iter().enumerate() {
+        for p in &op.prefixes {
+            // Duplicates were refused by validation.
+            let _ = prefixes.insert(p, OperatorIndex(i as u16));
+        }
+    }
+    let ported = match (&opts.ported_csv, &cfg.discovery.ported_numbers) {
+        (Some(text), _) => {
+            PortedTable::from_csv(text.as_bytes(), &rules, index_of).map_err(|e| BuildError::Ported(e.to_string()))?
+        }
+        (None, Some(path)) => {
+            let f = std::fs::File::open(loaded.resolve(path)).map_err(|e| BuildError::Ported(e.to_string()))?;
+            PortedTable::from_csv(std::io::BufReader::new(f), &rules, index_of)
+                .map_err(|e| BuildError::Ported(e.to_string()))?
+        }
+        (None, None) => PortedTable::empty(),
+    };
+    let directory = Directory::new(prefixes, ported);
+
+    let mut operators: Vec<Arc<dyn OperatorBackend>> = Vec::with_capacity(cfg.operators.len());
+    let mut operator_info = Vec::with_capacity(cfg.operators.len());
+    for op in &cfg.operators {
+        let secret = match opts.operator_secrets.get(&op.id) {
+            Some(s) => s.clone(),
+            None => match (&op.client_secret, &op.client_secret_env) {
+                (Some(s), _) => s.clone(),
+                (None, Some(var)) => {
+                    Secret::new(std::env::var(var).map_err(|_| BuildError::MissingSecret(op.id.clone()))?)
+                }
+                (None, None) => return Err(BuildError::MissingSecret(op.id.clone())),
+            },
+        };
+        operators.push(Arc::new(MobileConnectCiba::new(op, &secret, &loaded.base_dir, opts.clock.clone(), &metrics)?));
+        operator_info.push(OperatorInfo {
+            id: op.id.clone(),
+            name: op.display_name.clone().unwrap_or_else(|| op.id.clone()),
+            country: op.country.clone(),
+            mcc_mnc: op.mcc_mnc.clone(),
+        });
+    }
+
+    let clients = ClientRegistry::new(cfg.clients.iter().map(|c| RegisteredClient::from_config(c, index_of)));
+    let keys = match opts.keys {
+        Some(k) => k,
+        None if cfg.keys.signing_keys.is_empty() => KeySet::generate()?,
+        None => KeySet::load(&cfg.keys.signing_keys.iter().map(|p| loaded.resolve(p)).collect::<Vec<_>>())?,
+    };
+    let pairwise_secret = crate::tokens::load_or_generate_secret(
+        cfg.keys.pairwise_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
+    )?;
+    let subscriber_secret = crate::tokens::load_or_generate_secret(
+        cfg.keys.subscriber_id_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
+    )?;
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
+    let issuer = cfg.server.issuer.clone();
+    let metadata_json = crate::rp::metadata::render(&issuer);
+    Ok(Gateway {
+        tokens: TokenIssuer {
+            issuer: issuer.as_str().into(),
+            keys: Arc::new(keys),
+            id_token_ttl_s: cfg.tokens.id_token_ttl_s,
+            access_token_ttl_s: cfg.tokens.access_token_ttl_s,
+        },
+        issuer,
+        clock: opts.clock,
+        rules,
+        directory,
+        operators,
+        operator_info,
+        clients,
+        store,
+        pairwise: PairwiseSubjects::new(&pairwise_secret),
+        subscriber_ids: SubscriberIds::new(&subscriber_secret),
+        metrics,
+        ciba: cfg.ciba.clone(),
+        discovery_ttl_s: cfg.discovery.discovery_ttl_s,
+        max_body_bytes: cfg.server.max_body_bytes,
+        metadata_json,
+    })
+}

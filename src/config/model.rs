@@ -1,0 +1,427 @@
+//! The `routing.toml` data model. Every struct denies unknown fields so a typo is an error,
+//! every number has a named default function (nothing is hard-coded elsewhere), and secrets are
+//! [`Secret`]s. Semantic checks live in `validate.rs`; this file only says what may be written.
+
+use super::secret::Secret;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners, TLS and the public issuer URL.
+    pub server: ServerConfig,
+    /// Gateway signing keys and the secrets behind pairwise subjects and subscriber ids.
+    #[serde(default)]
+    pub keys: KeysConfig,
+    /// Token lifetimes.
+    #[serde(default)]
+    pub tokens: TokensConfig,
+    /// CIBA timing and limits.
+    #[serde(default)]
+    pub ciba: CibaConfig,
+    /// Transaction store.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// MSISDN normalisation and portability data.
+    #[serde(default)]
+    pub discovery: DiscoveryConfig,
+    /// Operators and their Mobile Connect backends.
+    #[serde(default)]
+    pub operators: Vec<OperatorConfig>,
+    /// Relying parties.
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Logging.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Public issuer URL (`iss` of our tokens, base of every endpoint in the metadata).
+    pub issuer: String,
+    /// Public RP listener, TLS unless `tls = false`.
+    pub listen: String,
+    /// Terminate TLS on `listen` (default true).
+    #[serde(default = "default_true")]
+    pub tls: bool,
+    /// PEM certificate chain for `listen`.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `listen`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Optional extra plain-HTTP listener; only loopback addresses are accepted.
+    #[serde(default)]
+    pub plain_listen: Option<String>,
+    /// Admin listener: `/live`, `/ready`, `/metrics`. Never on the public listener.
+    pub admin_listen: String,
+    /// Largest accepted request body, bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// Time allowed to read a request's headers, milliseconds.
+    #[serde(default = "default_header_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// How long in-flight requests may take to finish after SIGTERM, milliseconds.
+    #[serde(default = "default_drain_ms")]
+    pub drain_timeout_ms: u64,
+    /// Runtime flavour: `per_core` (one single-threaded runtime per worker thread, the best tail
+    /// latency) or `multi_thread` (tokio's work-stealing scheduler).
+    #[serde(default)]
+    pub runtime: RuntimeFlavor,
+    /// Worker threads; 0 = one per available core.
+    #[serde(default)]
+    pub workers: usize,
+}
+
+/// Runtime flavour of the server.
+#[derive(Debug, Clone, Copy, Deserialize, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RuntimeFlavor {
+    /// One current-thread runtime per worker, all accepting on the same socket.
+    #[default]
+    PerCore,
+    /// One multi-thread runtime.
+    MultiThread,
+}
+
+/// `[keys]`.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// PEM (PKCS#8) RSA private keys for RS256 ID tokens; the first signs, all are published in
+    /// `/jwks` (rotation: add the new key second, publish, then move it first). Empty = a key
+    /// is generated in memory at start (demo only: tokens die with the process).
+    #[serde(default)]
+    pub signing_keys: Vec<PathBuf>,
+    /// File holding the secret (≥ 32 bytes) behind pairwise subjects; empty = generated.
+    #[serde(default)]
+    pub pairwise_secret_file: Option<PathBuf>,
+    /// File holding the secret (≥ 32 bytes) behind subscriber ids (`ENCR_MSISDN`); empty = generated.
+    #[serde(default)]
+    pub subscriber_id_secret_file: Option<PathBuf>,
+}
+
+/// `[tokens]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// ID token lifetime, seconds.
+    #[serde(default = "default_token_ttl")]
+    pub id_token_ttl_s: u64,
+    /// Access token lifetime, seconds.
+    #[serde(default = "default_token_ttl")]
+    pub access_token_ttl_s: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self { id_token_ttl_s: default_token_ttl(), access_token_ttl_s: default_token_ttl() }
+    }
+}
+
+/// `[ciba]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CibaConfig {
+    /// `expires_in` when the RP sends no `requested_expiry`, seconds.
+    #[serde(default = "default_expiry")]
+    pub default_expiry_s: u64,
+    /// Largest `requested_expiry` honoured (larger values are clamped), seconds.
+    #[serde(default = "default_max_expiry")]
+    pub max_expiry_s: u64,
+    /// Minimum poll interval announced to RPs, seconds.
+    #[serde(default = "default_interval")]
+    pub interval_s: u64,
+    /// Added to a transaction's interval on every `slow_down`, seconds.
+    #[serde(default = "default_interval")]
+    pub slow_down_step_s: u64,
+    /// Longest accepted `binding_message`, characters.
+    #[serde(default = "default_binding_len")]
+    pub binding_message_max_chars: usize,
+    /// How long terminal states stay readable after `expires_at`, seconds.
+    #[serde(default = "default_retention")]
+    pub terminal_retention_s: u64,
+}
+
+impl Default for CibaConfig {
+    fn default() -> Self {
+        Self {
+            default_expiry_s: default_expiry(),
+            max_expiry_s: default_max_expiry(),
+            interval_s: default_interval(),
+            slow_down_step_s: default_interval(),
+            binding_message_max_chars: default_binding_len(),
+            terminal_retention_s: default_retention(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `memory` (one instance). `redis` arrives with the scale-out work.
+    #[serde(default = "default_store_kind")]
+    pub kind: String,
+    /// How often expired entries are purged, milliseconds.
+    #[serde(default = "default_purge_ms")]
+    pub purge_interval_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { kind: default_store_kind(), purge_interval_ms: default_purge_ms() }
+    }
+}
+
+/// `[discovery]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscoveryConfig {
+    /// Country code given to national numbers.
+    #[serde(default = "default_country_code")]
+    pub default_country_code: u16,
+    /// Digits of a national number (Spain: 9).
+    #[serde(default = "default_national_len")]
+    pub national_len: u8,
+    /// Portability file: `msisdn,operator` lines; overrides prefixes. Relative to the config file.
+    #[serde(default)]
+    pub ported_numbers: Option<PathBuf>,
+    /// Lifetime of a Discovery API answer (`ttl`), seconds.
+    #[serde(default = "default_discovery_ttl")]
+    pub discovery_ttl_s: u64,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        Self {
+            default_country_code: default_country_code(),
+            national_len: default_national_len(),
+            ported_numbers: None,
+            discovery_ttl_s: default_discovery_ttl(),
+        }
+    }
+}
+
+/// `[[operators]]`: one operator and its Mobile Connect backend.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorConfig {
+    /// Stable id (metric label, `serving_operator`), e.g. `movistar`.
+    pub id: String,
+    /// Name shown to people.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Country (ISO 3166 alpha-2) for the Discovery API.
+    #[serde(default = "default_country")]
+    pub country: String,
+    /// MCC-MNC pairs served, `"214-07"`.
+    #[serde(default)]
+    pub mcc_mnc: Vec<String>,
+    /// E.164 prefixes (digits, no `+`) of the operator's mobile ranges.
+    #[serde(default)]
+    pub prefixes: Vec<String>,
+    /// Protocol spoken: `ciba` today.
+    #[serde(default = "default_mode")]
+    pub mode: String,
+    /// Operator issuer: metadata is fetched from `<issuer>/.well-known/openid-configuration`.
+    pub issuer: String,
+    /// Overrides the metadata's `backchannel_authentication_endpoint`.
+    #[serde(default)]
+    pub backchannel_authentication_endpoint: Option<String>,
+    /// Overrides the metadata's `token_endpoint`.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// Overrides the metadata's `jwks_uri`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+    /// The gateway's client id at this operator.
+    pub client_id: String,
+    /// The gateway's client secret at this operator (client_secret_basic).
+    #[serde(default)]
+    pub client_secret: Option<Secret>,
+    /// Environment variable holding that secret instead (preferred in production).
+    #[serde(default)]
+    pub client_secret_env: Option<String>,
+    /// Whether the operator offers Mobile Connect push at all.
+    #[serde(default = "default_true")]
+    pub push: bool,
+    /// ID token signature algorithms accepted from this operator.
+    #[serde(default = "default_operator_algs")]
+    pub id_token_algs: Vec<String>,
+    /// Extra PEM CA bundle trusted for this operator's HTTPS endpoints.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// TCP connect timeout, milliseconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Whole-call timeout for one operator HTTP call, milliseconds.
+    #[serde(default = "default_call_timeout")]
+    pub call_timeout_ms: u64,
+    /// How long the person has to answer the push before it counts as timed out, seconds.
+    #[serde(default = "default_push_timeout")]
+    pub push_timeout_s: u64,
+    /// Metadata cache lifetime, seconds.
+    #[serde(default = "default_metadata_ttl")]
+    pub metadata_ttl_s: u64,
+    /// Smallest interval between two JWKS refetches for an unknown `kid`, seconds.
+    #[serde(default = "default_jwks_refetch")]
+    pub jwks_min_refetch_s: u64,
+    /// Clock skew allowed on the operator's `exp`/`iat`, seconds.
+    #[serde(default = "default_skew")]
+    pub clock_skew_s: u64,
+}
+
+/// `[[clients]]`: one relying party.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// OAuth client id.
+    pub client_id: String,
+    /// Name shown to people (consent texts, `applicationShortName`).
+    #[serde(default)]
+    pub client_name: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`.
+    #[serde(default = "default_auth_method")]
+    pub token_endpoint_auth_method: String,
+    /// SHA-256 (hex) of the client secret; two during a rotation. Never the secret itself.
+    #[serde(default)]
+    pub client_secret_sha256: Vec<String>,
+    /// `poll` (ping and push arrive with the complete OP work).
+    #[serde(default = "default_delivery_mode")]
+    pub backchannel_token_delivery_mode: String,
+    /// Scopes the client may ask for.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+    /// Registered redirect URIs (Discovery API `Redirect_URL`, redirect flow).
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Sector of pairwise subjects: RPs sharing it see the same `sub` for a person.
+    pub sector_identifier: String,
+    /// Lowest acr this client accepts ("2" or "3").
+    #[serde(default = "default_min_acr")]
+    pub min_acr: String,
+    /// Operators this client may be routed to; empty = all.
+    #[serde(default)]
+    pub allowed_operators: Vec<String>,
+    /// `id_token_signed_response_alg` (RS256).
+    #[serde(default = "default_rs256")]
+    pub id_token_signed_response_alg: String,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `tracing` filter, e.g. `info` or `mcgate=debug`; `RUST_LOG` overrides it.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    /// `json` (one object per line) or `text`.
+    #[serde(default = "default_log_format")]
+    pub format: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { level: default_log_level(), format: default_log_format() }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_max_body() -> usize {
+    64 * 1024
+}
+fn default_header_timeout_ms() -> u64 {
+    10_000
+}
+fn default_drain_ms() -> u64 {
+    30_000
+}
+fn default_token_ttl() -> u64 {
+    300
+}
+fn default_expiry() -> u64 {
+    300
+}
+fn default_max_expiry() -> u64 {
+    600
+}
+fn default_interval() -> u64 {
+    5
+}
+fn default_binding_len() -> usize {
+    64
+}
+fn default_retention() -> u64 {
+    300
+}
+fn default_store_kind() -> String {
+    "memory".into()
+}
+fn default_purge_ms() -> u64 {
+    5_000
+}
+fn default_country_code() -> u16 {
+    34
+}
+fn default_national_len() -> u8 {
+    9
+}
+fn default_discovery_ttl() -> u64 {
+    3_600
+}
+fn default_country() -> String {
+    "ES".into()
+}
+fn default_mode() -> String {
+    "ciba".into()
+}
+fn default_operator_algs() -> Vec<String> {
+    vec!["RS256".into()]
+}
+fn default_connect_timeout() -> u64 {
+    1_000
+}
+fn default_call_timeout() -> u64 {
+    3_000
+}
+fn default_push_timeout() -> u64 {
+    60
+}
+fn default_metadata_ttl() -> u64 {
+    86_400
+}
+fn default_jwks_refetch() -> u64 {
+    60
+}
+fn default_skew() -> u64 {
+    60
+}
+fn default_auth_method() -> String {
+    "client_secret_basic".into()
+}
+fn default_delivery_mode() -> String {
+    "poll".into()
+}
+fn default_scopes() -> Vec<String> {
+    vec!["openid".into(), "mc_authn".into()]
+}
+fn default_min_acr() -> String {
+    "2".into()
+}
+fn default_rs256() -> String {
+    "RS256".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_log_format() -> String {
+    "json".into()
+}

@@ -1,0 +1,377 @@
+//! Whole-file validation of a parsed [`Config`]: every problem is collected with the TOML key
+//! path that holds it (`clients[1].client_secret_sha256[0]: …`), so one run of
+//! `mcgate check-config` lists them all and a bad reload can be refused with the full list.
+
+use super::model::{ClientConfig, Config, OperatorConfig};
+use super::{ConfigError, ConfigErrors};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// What validation may look at beyond the file itself.
+#[derive(Debug, Clone, Copy)]
+pub struct ValidateOptions {
+    /// Check that referenced files exist and environment variables are set (`serve`,
+    /// `check-config`); `demo` replaces those with generated material and skips it.
+    pub check_environment: bool,
+}
+
+const KNOWN_SCOPES: &[&str] = &["openid", "mc_authn", "mc_authz", "phone", "profile"];
+const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+const OPERATOR_ALGS: &[&str] = &["RS256", "PS256", "ES256"];
+
+/// Validates `cfg`; `base_dir` resolves relative paths.
+pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<(), ConfigErrors> {
+    let mut v = Validator { errors: Vec::new() };
+    v.server(cfg, base_dir, opts);
+    v.ciba(cfg);
+    v.store(cfg);
+    v.discovery(cfg, base_dir, opts);
+    v.operators(cfg, base_dir, opts);
+    v.clients(cfg);
+    if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
+        v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
+    }
+    if !matches!(cfg.log.format.as_str(), "json" | "text") {
+        v.err("log.format", "must be \"json\" or \"text\"");
+    }
+    if v.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigErrors(v.errors))
+    }
+}
+
+struct Validator {
+    errors: Vec<ConfigError>,
+}
+
+impl Validator {
+    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError { path: path.into(), message: message.into() });
+    }
+
+    fn url(&mut self, path: &str, value: &str) -> Option<url::Url> {
+        match url::Url::parse(value) {
+            Ok(u) if u.scheme() == "https" => Some(u),
+            Ok(u) if u.scheme() == "http" && is_loopback_url(&u) => Some(u),
+            Ok(u) if u.scheme() == "http" => {
+                self.err(path, "must be https (plain http only for loopback hosts)");
+                None
+            }
+            Ok(_) => {
+                self.err(path, "must be an https URL");
+                None
+            }
+            Err(e) => {
+                self.err(path, format!("not a valid URL: {e}"));
+                None
+            }
+        }
+    }
+
+    fn socket(&mut self, path: &str, value: &str) -> Option<SocketAddr> {
+        match value.parse::<SocketAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                self.err(path, "must be an IP:port socket address, e.g. 127.0.0.1:8443");
+                None
+            }
+        }
+    }
+
+    fn file(&mut self, path: &str, base: &Path, file: &Path, opts: ValidateOptions) {
+        if opts.check_environment && !base.join(file).is_file() {
+            self.err(path, format!("file {} does not exist", base.join(file).display()));
+        }
+    }
+
+    fn server(&mut self, cfg: &Config, base: &Path, opts: ValidateOptions) {
+        let s = &cfg.server;
+        if let Some(u) = self.url("server.issuer", &s.issuer) {
+            if u.query().is_some() || u.fragment().is_some() {
+                self.err("server.issuer", "must not have a query or fragment");
+            }
+            if s.issuer.ends_with('/') {
+                self.err("server.issuer", "must not end with '/'");
+            }
+        }
+        self.socket("server.listen", &s.listen);
+        self.socket("server.admin_listen", &s.admin_listen);
+        if let Some(p) = &s.plain_listen {
+            if let Some(a) = self.socket("server.plain_listen", p) {
+                if !a.ip().is_loopback() {
+                    self.err("server.plain_listen", "plain HTTP is only allowed on loopback addresses");
+                }
+            }
+        }
+        if s.tls {
+            for (key, val) in [("server.tls_cert", &s.tls_cert), ("server.tls_key", &s.tls_key)] {
+                match val {
+                    None => self.err(key, "required when server.tls = true (make one with `mcgate certs`)"),
+                    Some(f) => self.file(key, base, f, opts),
+                }
+            }
+        } else if let Ok(a) = s.listen.parse::<SocketAddr>() {
+            if !a.ip().is_loopback() {
+                self.err("server.tls", "TLS may only be off on loopback listeners");
+            }
+        }
+        if s.max_body_bytes < 1024 {
+            self.err("server.max_body_bytes", "must be at least 1024");
+        }
+        if s.header_read_timeout_ms == 0 {
+            self.err("server.header_read_timeout_ms", "must be > 0");
+        }
+        for (i, k) in cfg.keys.signing_keys.iter().enumerate() {
+            self.file(&format!("keys.signing_keys[{i}]"), base, k, opts);
+        }
+        if let Some(f) = &cfg.keys.pairwise_secret_file {
+            self.file("keys.pairwise_secret_file", base, f, opts);
+        }
+        if let Some(f) = &cfg.keys.subscriber_id_secret_file {
+            self.file("keys.subscriber_id_secret_file", base, f, opts);
+        }
+    }
+
+    fn ciba(&mut self, cfg: &Config) {
+        let c = &cfg.ciba;
+        if c.interval_s == 0 {
+            self.err("ciba.interval_s", "must be at least 1");
+        }
+        if c.default_expiry_s == 0 {
+            self.err("ciba.default_expiry_s", "must be at least 1");
+        }
+        if c.default_expiry_s > c.max_expiry_s {
+            self.err("ciba.default_expiry_s", "must not exceed ciba.max_expiry_s");
+        }
+        if c.binding_message_max_chars == 0 || c.binding_message_max_chars > 1024 {
+            self.err("ciba.binding_message_max_chars", "must be between 1 and 1024");
+        }
+        if cfg.tokens.id_token_ttl_s == 0 {
+            self.err("tokens.id_token_ttl_s", "must be at least 1");
+        }
+        if cfg.tokens.access_token_ttl_s == 0 || cfg.tokens.access_token_ttl_s > 600 {
+            self.err("tokens.access_token_ttl_s", "must be between 1 and 600 (access tokens live at most 10 min)");
+        }
+    }
+
+    fn store(&mut self, cfg: &Config) {
+        if cfg.store.kind != "memory" {
+            self.err("store.kind", format!("unknown store {:?}; available: \"memory\"", cfg.store.kind));
+        }
+        if cfg.store.purge_interval_ms == 0 {
+            self.err("store.purge_interval_ms", "must be > 0");
+        }
+    }
+
+    fn discovery(&mut self, cfg: &Config, base: &Path, opts: ValidateOptions) {
+        let d = &cfg.discovery;
+        if d.default_country_code == 0 || d.default_country_code > 999 {
+            self.err("discovery.default_country_code", "must be a country calling code, 1-999");
+        }
+        if !(4..=14).contains(&d.national_len) {
+            self.err("discovery.national_len", "must be between 4 and 14 digits");
+        }
+        if let Some(f) = &d.ported_numbers {
+            self.file("discovery.ported_numbers", base, f, opts);
+        }
+    }
+
+    fn operators(&mut self, cfg: &Config, base: &Path, opts: ValidateOptions) {
+        if cfg.operators.is_empty() {
+            self.err("operators", "at least one [[operators]] entry is required");
+        }
+        let mut ids: HashMap<&str, usize> = HashMap::new();
+        let mut prefixes: HashMap<&str, (usize, usize)> = HashMap::new();
+        for (i, op) in cfg.operators.iter().enumerate() {
+            let p = format!("operators[{i}]");
+            if !valid_id(&op.id) {
+                self.err(format!("{p}.id"), "must be 1-64 characters of a-z, 0-9, '_' or '-'");
+            }
+            if let Some(first) = ids.insert(&op.id, i) {
+                self.err(format!("{p}.id"), format!("duplicate operator id {:?} (also operators[{first}])", op.id));
+            }
+            for (j, prefix) in op.prefixes.iter().enumerate() {
+                let key = format!("{p}.prefixes[{j}]");
+                if prefix.is_empty() || prefix.len() > 15 || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+                    self.err(key, "must be 1-15 digits of an E.164 number, without '+'");
+                } else if prefix.starts_with('0') {
+                    self.err(key, "E.164 prefixes never start with 0");
+                } else if let Some((oi, oj)) = prefixes.insert(prefix, (i, j)) {
+                    self.err(key, format!("prefix {prefix} is already listed at operators[{oi}].prefixes[{oj}]"));
+                }
+            }
+            if op.prefixes.is_empty() {
+                self.err(format!("{p}.prefixes"), "at least one prefix is required");
+            }
+            for (j, m) in op.mcc_mnc.iter().enumerate() {
+                if !valid_mcc_mnc(m) {
+                    self.err(format!("{p}.mcc_mnc[{j}]"), "must be MCC-MNC, e.g. \"214-07\"");
+                }
+            }
+            if op.country.len() != 2 || !op.country.bytes().all(|b| b.is_ascii_uppercase()) {
+                self.err(format!("{p}.country"), "must be an ISO 3166 alpha-2 code, e.g. \"ES\"");
+            }
+            self.operator_protocol(op, &p, base, opts);
+        }
+    }
+
+    fn operator_protocol(&mut self, op: &OperatorConfig, p: &str, base: &Path, opts: ValidateOptions) {
+        if op.mode != "ciba" {
+            self.err(format!("{p}.mode"), format!("unknown mode {:?}; available: \"ciba\"", op.mode));
+        }
+        self.url(&format!("{p}.issuer"), &op.issuer);
+        for (k, v) in [
+            ("backchannel_authentication_endpoint", &op.backchannel_authentication_endpoint),
+            ("token_endpoint", &op.token_endpoint),
+            ("jwks_uri", &op.jwks_uri),
+        ] {
+            if let Some(v) = v {
+                self.url(&format!("{p}.{k}"), v);
+            }
+        }
+        if op.client_id.is_empty() {
+            self.err(format!("{p}.client_id"), "must not be empty");
+        }
+        match (&op.client_secret, &op.client_secret_env) {
+            (Some(_), Some(_)) => {
+                self.err(format!("{p}.client_secret"), "give client_secret or client_secret_env, not both")
+            }
+            (None, None) => self.err(format!("{p}.client_secret"), "missing: set client_secret or client_secret_env"),
+            (Some(s), None) if s.is_empty() => self.err(format!("{p}.client_secret"), "must not be empty"),
+            (None, Some(var)) if opts.check_environment && std::env::var_os(var).is_none_or(|v| v.is_empty()) => {
+                self.err(format!("{p}.client_secret_env"), format!("environment variable {var} is not set"))
+            }
+            _ => {}
+        }
+        for (j, a) in op.id_token_algs.iter().enumerate() {
+            if !OPERATOR_ALGS.contains(&a.as_str()) {
+                self.err(format!("{p}.id_token_algs[{j}]"), format!("{a:?} not allowed; use RS256, PS256 or ES256"));
+            }
+        }
+        if op.id_token_algs.is_empty() {
+            self.err(format!("{p}.id_token_algs"), "at least one algorithm is required");
+        }
+        if let Some(f) = &op.tls_ca_file {
+            self.file(&format!("{p}.tls_ca_file"), base, f, opts);
+        }
+        for (k, v) in [
+            ("connect_timeout_ms", op.connect_timeout_ms),
+            ("call_timeout_ms", op.call_timeout_ms),
+            ("push_timeout_s", op.push_timeout_s),
+            ("metadata_ttl_s", op.metadata_ttl_s),
+        ] {
+            if v == 0 {
+                self.err(format!("{p}.{k}"), "must be > 0");
+            }
+        }
+    }
+
+    fn clients(&mut self, cfg: &Config) {
+        let operator_ids: HashSet<&str> = cfg.operators.iter().map(|o| o.id.as_str()).collect();
+        let mut ids: HashMap<&str, usize> = HashMap::new();
+        for (i, c) in cfg.clients.iter().enumerate() {
+            let p = format!("clients[{i}]");
+            if c.client_id.is_empty() || c.client_id.len() > 128 || !c.client_id.bytes().all(|b| b.is_ascii_graphic()) {
+                self.err(format!("{p}.client_id"), "must be 1-128 visible ASCII characters");
+            }
+            if let Some(first) = ids.insert(&c.client_id, i) {
+                self.err(
+                    format!("{p}.client_id"),
+                    format!("duplicate client id {:?} (also clients[{first}])", c.client_id),
+                );
+            }
+            self.client_auth(c, &p);
+            if c.backchannel_token_delivery_mode != "poll" {
+                self.err(
+                    format!("{p}.backchannel_token_delivery_mode"),
+                    format!("{:?} is not available yet; use \"poll\"", c.backchannel_token_delivery_mode),
+                );
+            }
+            if !c.scopes.iter().any(|s| s == "openid") {
+                self.err(format!("{p}.scopes"), "must include \"openid\"");
+            }
+            for (j, s) in c.scopes.iter().enumerate() {
+                if !KNOWN_SCOPES.contains(&s.as_str()) {
+                    self.err(format!("{p}.scopes[{j}]"), format!("unknown scope {s:?}"));
+                }
+            }
+            for (j, u) in c.redirect_uris.iter().enumerate() {
+                if let Some(url) = self.url(&format!("{p}.redirect_uris[{j}]"), u) {
+                    if url.fragment().is_some() {
+                        self.err(format!("{p}.redirect_uris[{j}]"), "must not have a fragment");
+                    }
+                }
+            }
+            if c.sector_identifier.trim().is_empty() {
+                self.err(format!("{p}.sector_identifier"), "must not be empty");
+            }
+            if !matches!(c.min_acr.as_str(), "2" | "3") {
+                self.err(format!("{p}.min_acr"), "must be \"2\" or \"3\"");
+            }
+            if c.id_token_signed_response_alg != "RS256" {
+                self.err(format!("{p}.id_token_signed_response_alg"), "must be \"RS256\"");
+            }
+            for (j, o) in c.allowed_operators.iter().enumerate() {
+                if !operator_ids.contains(o.as_str()) {
+                    self.err(format!("{p}.allowed_operators[{j}]"), format!("unknown operator {o:?}"));
+                }
+            }
+        }
+    }
+
+    fn client_auth(&mut self, c: &ClientConfig, p: &str) {
+        if !AUTH_METHODS.contains(&c.token_endpoint_auth_method.as_str()) {
+            self.err(
+                format!("{p}.token_endpoint_auth_method"),
+                format!(
+                    "{:?} not available; use client_secret_basic or client_secret_post",
+                    c.token_endpoint_auth_method
+                ),
+            );
+        }
+        if c.client_secret_sha256.is_empty() {
+            self.err(
+                format!("{p}.client_secret_sha256"),
+                "missing: add the SHA-256 of the client secret (`mcgate client-secret`)",
+            );
+        }
+        if c.client_secret_sha256.len() > 2 {
+            self.err(format!("{p}.client_secret_sha256"), "at most two hashes (current and next, for rotation)");
+        }
+        for (j, h) in c.client_secret_sha256.iter().enumerate() {
+            if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+                self.err(
+                    format!("{p}.client_secret_sha256[{j}]"),
+                    "must be 64 hex digits: the SHA-256 of the secret, never the secret itself",
+                );
+            }
+        }
+    }
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn valid_mcc_mnc(s: &str) -> bool {
+    match s.split_once('-') {
+        Some((mcc, mnc)) => {
+            mcc.len() == 3 && (2..=3).contains(&mnc.len()) && mcc.bytes().chain(mnc.bytes()).all(|b| b.is_ascii_digit())
+        }
+        None => false,
+    }
+}
+
+/// Whether a URL's host is a loopback address (`localhost`, 127.0.0.0/8, ::1).
+pub fn is_loopback_url(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

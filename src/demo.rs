@@ -1,0 +1,283 @@
+//! `mcgate demo`: the gateway on its embedded defaults. Starts three simulated operators
+//! (movistar, vodafone, orange) on ephemeral loopback ports, patches the embedded `routing.toml`
+//! to point at them, generates TLS, signing keys, secrets and a fresh demo client secret in
+//! memory, and serves. Tests start the very same thing through [`start`].
+
+use crate::app::{self, BuildOptions, Gateway};
+use crate::config::{self, Secret, ValidateOptions};
+use crate::server::admin::AdminService;
+use crate::server::conn::ConnOptions;
+use crate::server::tls::TlsMaterial;
+use crate::server::{bind, serve_all, BoundListeners};
+use crate::sim::{SimConfig, SimOperator};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The portability file shipped with the repository, embedded for the demo.
+pub const EMBEDDED_PORTED_CSV: &str = include_str!("../ported-numbers.csv");
+
+/// Demo settings.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Public TLS listener.
+    pub listen: SocketAddr,
+    /// Plain-HTTP loopback listener.
+    pub plain_listen: Option<SocketAddr>,
+    /// Admin listener.
+    pub admin_listen: SocketAddr,
+    /// Configuration text (default: the embedded `routing.toml`).
+    pub config_text: String,
+    /// How long the simulated person takes to answer.
+    pub approve_after: Duration,
+    /// Delay of the simulators' "slow" outcome.
+    pub slow: Duration,
+    /// Simulators' poll interval, seconds.
+    pub sim_interval_s: u64,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        Self {
+            listen: ([127, 0, 0, 1], 8443).into(),
+            plain_listen: Some(([127, 0, 0, 1], 8080).into()),
+            admin_listen: ([127, 0, 0, 1], 9090).into(),
+            config_text: config::EMBEDDED_ROUTING_TOML.to_owned(),
+            approve_after: Duration::from_secs(3),
+            slow: Duration::from_secs(10),
+            sim_interval_s: 1,
+        }
+    }
+}
+
+/// Demo start-up failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// Config problems.
+    #[error("configuration:\n{0}")]
+    Config(#[from] config::ConfigErrors),
+    /// Build problems.
+    #[error(transparent)]
+    Build(#[from] app::BuildError),
+    /// Socket or TLS problems.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A running demo.
+pub struct Demo {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+    /// The simulators (movistar, vodafone, orange).
+    pub sims: Vec<Arc<SimOperator>>,
+    /// `https://…` public URL (= issuer).
+    pub public_url: String,
+    /// `http://…` plain loopback URL, if any.
+    pub plain_url: Option<String>,
+    /// `http://…` admin URL.
+    pub admin_url: String,
+    /// The TLS certificate (PEM) the public listener presents.
+    pub tls_cert_pem: String,
+    /// Demo client id (client_secret_basic).
+    pub client_id: String,
+    /// Demo client id registered for client_secret_post.
+    pub post_client_id: String,
+    /// Their (shared) secret.
+    pub client_secret: Secret,
+    shutdown: watch::Sender<bool>,
+    admin: Arc<AdminService>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Demo {
+    /// Stops accepting, drains and waits.
+    pub async fn stop(self) {
+        self.admin.set_ready(false);
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the demo on the current runtime.
+pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
+    let io = |e: std::io::Error| DemoError::Io(e.to_string());
+    let (shutdown, rx) = watch::channel(false);
+    let mut cfg = config::parse_unvalidated(&opts.config_text)?;
+
+    let mut sims = Vec::new();
+    let mut operator_secrets = std::collections::HashMap::new();
+    for op in cfg.operators.iter_mut() {
+        let secret = Secret::new(crate::clock::random_token(32));
+        let sim_cfg = SimConfig {
+            operator_id: op.id.clone(),
+            client_id: op.client_id.clone(),
+            client_secret: secret.clone(),
+            approve_after: opts.approve_after,
+            slow: opts.slow,
+            interval_s: opts.sim_interval_s,
+        };
+        let sim = SimOperator::start(sim_cfg, ([127, 0, 0, 1], 0).into(), rx.clone()).await.map_err(io)?;
+        op.issuer = sim.issuer().to_owned();
+        op.backchannel_authentication_endpoint = None;
+        op.token_endpoint = None;
+        op.jwks_uri = None;
+        op.client_secret = Some(secret.clone());
+        op.client_secret_env = None;
+        operator_secrets.insert(op.id.clone(), secret);
+        sims.push(sim);
+    }
+
+    let public = bind(opts.listen).map_err(io)?;
+    let public_addr = public.local_addr().map_err(io)?;
+    let plain = opts.plain_listen.map(bind).transpose().map_err(io)?;
+    let plain_addr = plain.as_ref().map(|p| p.local_addr()).transpose().map_err(io)?;
+    let admin_l = bind(opts.admin_listen).map_err(io)?;
+    let admin_addr = admin_l.local_addr().map_err(io)?;
+    let public_url = format!("https://{public_addr}");
+    cfg.server.issuer = public_url.clone();
+    cfg.server.listen = public_addr.to_string();
+    cfg.server.plain_listen = plain_addr.map(|a| a.to_string());
+    cfg.server.admin_listen = admin_addr.to_string();
+    cfg.keys = Default::default();
+    cfg.discovery.ported_numbers = None;
+
+    let (client_secret, hash) = config::secret::generate_client_secret();
+    for c in cfg.clients.iter_mut().filter(|c| c.client_id.starts_with("demo-rp")) {
+        c.client_secret_sha256 = vec![hash.clone()];
+    }
+    config::validate(&cfg, Path::new("."), ValidateOptions { check_environment: false })?;
+    let log = &cfg.log;
+    crate::telemetry::logging::init(&log.level, &log.format);
+    let loaded = config::LoadedConfig { config: cfg, base_dir: ".".into() };
+
+    let tls = TlsMaterial::generate_self_signed().map_err(|e| DemoError::Io(e.to_string()))?;
+    let options =
+        BuildOptions { operator_secrets, ported_csv: Some(EMBEDDED_PORTED_CSV.to_owned()), ..BuildOptions::new() };
+    let gateway = Arc::new(app::build(&loaded, options)?);
+    let listeners = BoundListeners {
+        public,
+        public_tls: Some(tls.acceptor().map_err(|e| DemoError::Io(e.to_string()))?),
+        plain,
+        admin: admin_l,
+    };
+    let admin = Arc::new(AdminService::new(gateway.clone()));
+    let conn = ConnOptions {
+        header_read_timeout: Duration::from_millis(loaded.config.server.header_read_timeout_ms),
+        drain_timeout: Duration::from_millis(loaded.config.server.drain_timeout_ms),
+    };
+    let purge = Duration::from_millis(loaded.config.store.purge_interval_ms);
+    let task = tokio::spawn(serve_all(gateway.clone(), listeners, admin.clone(), rx, conn, purge));
+    Ok(Demo {
+        gateway,
+        sims,
+        public_url,
+        plain_url: plain_addr.map(|a| format!("http://{a}")),
+        admin_url: format!("http://{admin_addr}"),
+        tls_cert_pem: tls.cert_pem,
+        client_id: "demo-rp".into(),
+        post_client_id: "demo-rp-post".into(),
+        client_secret,
+        shutdown,
+        admin,
+        task,
+    })
+}
+
+/// A number routed (by prefix) to `operator` whose last digit scripts `digit`'s outcome.
+pub fn test_msisdn(gw: &Gateway, operator: &str, digit: u8) -> Option<crate::msisdn::Msisdn> {
+    use crate::discovery::RouteSource;
+    let cfg_prefixes = gw.operator_index(operator)?;
+    for base in 1..=200u64 {
+        for p in prefixes_of(gw, cfg_prefixes.0) {
+            let pad = 11usize.checked_sub(p.len())?;
+            let tail = base * 10 + digit as u64;
+            let s = format!("{p}{tail:0pad$}");
+            if s.len() != 11 {
+                continue;
+            }
+            let m = crate::msisdn::Msisdn::from_digits(s.parse().ok()?).ok()?;
+            if let Some(r) = gw.directory.route(&m) {
+                if r.operator == cfg_prefixes && r.source == RouteSource::Prefix {
+                    return Some(m);
+                }
+            }
+        }
+    }
+    None
+}
+
+fn prefixes_of(gw: &Gateway, op: u16) -> Vec<String> {
+    let cfg = config::parse_unvalidated(config::EMBEDDED_ROUTING_TOML).ok();
+    let id = gw.operator_info.get(op as usize).map(|o| o.id.clone()).unwrap_or_default();
+    cfg.and_then(|c| c.operators.into_iter().find(|o| o.id == id)).map(|o| o.prefixes).unwrap_or_default()
+}
+
+/// The text `mcgate demo` prints: endpoints, credentials, test numbers and a curl session.
+pub fn instructions(demo: &Demo, ca: &Path) -> String {
+    use std::fmt::Write;
+    let gw = &demo.gateway;
+    let mut s = String::new();
+    let url = &demo.public_url;
+    let _ = writeln!(s, "mcgate demo is running (ctrl-c to stop)\n");
+    let _ = writeln!(s, "  RP endpoint (issuer)  {url}   TLS certificate: {}", ca.display());
+    if let Some(p) = &demo.plain_url {
+        let _ = writeln!(s, "  plain HTTP (loopback) {p}");
+    }
+    let _ = writeln!(s, "  admin                 {}/live  /ready  /metrics", demo.admin_url);
+    for sim in &demo.sims {
+        let _ = writeln!(s, "  simulated operator    {}", sim.issuer());
+    }
+    let _ = writeln!(
+        s,
+        "\n  client_id     {}   (client_secret_basic; {} uses client_secret_post)",
+        demo.client_id, demo.post_client_id
+    );
+    let _ = writeln!(s, "  client_secret {}   (fresh for this run)\n", demo.client_secret.expose());
+    let outcomes: [(u8, &str); 7] = [
+        (1, "approves"),
+        (2, "denies"),
+        (3, "never answers"),
+        (4, "unknown subscriber"),
+        (5, "operator HTTP 500"),
+        (6, "operator slow"),
+        (7, "approves with PIN (ask acr_values=3)"),
+    ];
+    let _ = writeln!(s, "  Test MSISDNs (the last digit scripts the simulated person):");
+    let _ = write!(s, "  {:<38}", "outcome");
+    for o in &gw.operator_info {
+        let _ = write!(s, "{:<14}", o.id);
+    }
+    let _ = writeln!(s);
+    for (d, what) in outcomes {
+        let _ = write!(s, "  {:<38}", format!("…{d} {what}"));
+        for o in &gw.operator_info {
+            let m = test_msisdn(gw, &o.id, d).map(|m| m.digits()).unwrap_or_else(|| "-".into());
+            let _ = write!(s, "{m:<14}");
+        }
+        let _ = writeln!(s);
+    }
+    let _ =
+        writeln!(s, "  ported numbers (embedded ported-numbers.csv): 34609000101 → orange, 34615000201 → vodafone\n");
+    let first = test_msisdn(gw, "movistar", 1).map(|m| m.digits()).unwrap_or_else(|| "34609000011".into());
+    let auth = format!("-u {}:{}", demo.client_id, demo.client_secret.expose());
+    let _ = writeln!(s, "  Try it (copy-paste):\n");
+    let _ = writeln!(s, "  CA={}", ca.display());
+    let _ = writeln!(
+        s,
+        "  AUTH_REQ_ID=$(curl -s --cacert $CA {auth} -d 'scope=openid mc_authn' -d login_hint=MSISDN:{first} \\\n      -d 'binding_message=Sign in to Demo' {url}/bc-authorize | tee /dev/stderr | sed -n 's/.*\"auth_req_id\":\"\\([^\"]*\\)\".*/\\1/p')"
+    );
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
+    );
+    let _ = writeln!(s, "  #   → authorization_pending while the simulated person has not answered;");
+    let _ = writeln!(s, "  sleep {}", gw.ciba.interval_s);
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
+    );
+    let _ = writeln!(s, "  #   → {{\"access_token\":…,\"id_token\":…}}: an RS256 ID token; keys at {url}/jwks\n");
+    s
+}

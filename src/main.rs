@@ -1,0 +1,254 @@
+//! The `mcgate` binary: parses the command line, loads configuration, binds, and hands over to
+//! the library (`server`, `demo`, `sim`). Nothing here knows a protocol.
+
+use clap::{Parser, Subcommand};
+use mcgate::config::{self, Secret, ValidateOptions};
+use mcgate::server::conn::ConnOptions;
+use mcgate::server::runtime::{run_blocking, RunOptions};
+use mcgate::server::tls::TlsMaterial;
+use mcgate::server::{bind, BoundListeners};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "mcgate", version, about = "Mobile Connect aggregator gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve with a configuration file.
+    Serve {
+        /// Path to routing.toml.
+        #[arg(long, short, default_value = "routing.toml")]
+        config: PathBuf,
+    },
+    /// Run the gateway on its embedded defaults with three simulated operators.
+    Demo {
+        /// Public TLS listener.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: SocketAddr,
+        /// Plain-HTTP loopback listener ("off" to disable).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        plain_listen: String,
+        /// Admin listener (/live, /ready, /metrics).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin_listen: SocketAddr,
+        /// Milliseconds the simulated person takes to answer.
+        #[arg(long, default_value_t = 3000)]
+        approve_after_ms: u64,
+    },
+    /// Validate a configuration file and list every problem.
+    CheckConfig {
+        /// Path to routing.toml.
+        file: PathBuf,
+    },
+    /// Run one simulated operator (Mobile Connect CIBA OP with scripted outcomes).
+    Sim {
+        /// Operator id, e.g. movistar.
+        #[arg(long)]
+        operator: String,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9401")]
+        listen: SocketAddr,
+        /// The gateway's client id at this operator.
+        #[arg(long, default_value = "mcgate")]
+        client_id: String,
+        /// Environment variable holding the gateway's client secret (default MCGATE_<OPERATOR>_SECRET).
+        #[arg(long)]
+        client_secret_env: Option<String>,
+        /// Milliseconds the simulated person takes to answer.
+        #[arg(long, default_value_t = 3000)]
+        approve_after_ms: u64,
+        /// Poll interval announced, seconds.
+        #[arg(long, default_value_t = 1)]
+        interval_s: u64,
+    },
+    /// Generate dev TLS certificate, signing key and secrets (never use them in production).
+    Certs {
+        /// Output directory.
+        #[arg(long, default_value = "certs")]
+        dir: PathBuf,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print a new client secret and the SHA-256 to put in routing.toml.
+    ClientSecret,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Demo { listen, plain_listen, admin_listen, approve_after_ms } => {
+            demo(listen, plain_listen, admin_listen, approve_after_ms)
+        }
+        Command::CheckConfig { file } => check_config(file),
+        Command::Sim { operator, listen, client_id, client_secret_env, approve_after_ms, interval_s } => {
+            sim(operator, listen, client_id, client_secret_env, approve_after_ms, interval_s)
+        }
+        Command::Certs { dir, force } => mcgate::server::tls::write_dev_material(&dir, force)
+            .map(|written| {
+                for w in &written {
+                    println!("wrote {w}");
+                }
+                if written.is_empty() {
+                    println!("nothing written: files exist in {} (use --force to replace)", dir.display());
+                }
+            })
+            .map_err(|e| e.to_string()),
+        Command::ClientSecret => {
+            let (secret, hash) = config::secret::generate_client_secret();
+            println!("client_secret:        {}", secret.expose());
+            println!("client_secret_sha256: {hash}");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(file: PathBuf) -> Result<(), String> {
+    match config::load(&file, ValidateOptions { check_environment: true }) {
+        Ok(l) => {
+            println!(
+                "{}: ok ({} operators, {} clients)",
+                file.display(),
+                l.config.operators.len(),
+                l.config.clients.len()
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            eprintln!("{}: {} problem(s)", file.display(), errors.0.len());
+            for e in &errors.0 {
+                eprintln!("  {}: {}", e.path, e.message);
+            }
+            Err("configuration is invalid".into())
+        }
+    }
+}
+
+fn serve(path: PathBuf) -> Result<(), String> {
+    let loaded = config::load(&path, ValidateOptions { check_environment: true })
+        .map_err(|e| format!("{}:\n{e}", path.display()))?;
+    let cfg = &loaded.config;
+    mcgate::telemetry::logging::init(&cfg.log.level, &cfg.log.format);
+    let addr = |s: &str| s.parse::<SocketAddr>().map_err(|e| e.to_string());
+    let public = bind(addr(&cfg.server.listen)?).map_err(|e| format!("bind {}: {e}", cfg.server.listen))?;
+    let plain = cfg
+        .server
+        .plain_listen
+        .as_deref()
+        .map(|p| addr(p).and_then(|a| bind(a).map_err(|e| format!("bind {p}: {e}"))))
+        .transpose()?;
+    let admin = bind(addr(&cfg.server.admin_listen)?).map_err(|e| format!("bind {}: {e}", cfg.server.admin_listen))?;
+    let public_tls = if cfg.server.tls {
+        let (c, k) = (cfg.server.tls_cert.as_ref(), cfg.server.tls_key.as_ref());
+        let (c, k) = c.zip(k).ok_or("server.tls_cert and server.tls_key are required")?;
+        let material = TlsMaterial::from_files(&loaded.resolve(c), &loaded.resolve(k)).map_err(|e| e.to_string())?;
+        Some(material.acceptor().map_err(|e| e.to_string())?)
+    } else {
+        None
+    };
+    let scheme = if public_tls.is_some() { "https" } else { "http" };
+    let report = format!(
+        "mcgate ready: public={scheme}://{} plain={} admin=http://{}",
+        public.local_addr().map_err(|e| e.to_string())?,
+        plain.as_ref().and_then(|p| p.local_addr().ok()).map(|a| format!("http://{a}")).unwrap_or_else(|| "-".into()),
+        admin.local_addr().map_err(|e| e.to_string())?
+    );
+    let listeners = BoundListeners { public, public_tls, plain, admin };
+    let opts = RunOptions {
+        flavor: cfg.server.runtime,
+        workers: cfg.server.workers,
+        conn: ConnOptions {
+            header_read_timeout: Duration::from_millis(cfg.server.header_read_timeout_ms),
+            drain_timeout: Duration::from_millis(cfg.server.drain_timeout_ms),
+        },
+        purge_interval: Duration::from_millis(cfg.store.purge_interval_ms),
+    };
+    let loaded2 = loaded.clone();
+    run_blocking(
+        listeners,
+        opts,
+        move || async move {
+            mcgate::app::build(&loaded2, mcgate::app::BuildOptions::new()).map(Arc::new).map_err(std::io::Error::other)
+        },
+        move |_| println!("{report}"),
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn sim(
+    operator: String,
+    listen: SocketAddr,
+    client_id: String,
+    env: Option<String>,
+    approve_after_ms: u64,
+    interval_s: u64,
+) -> Result<(), String> {
+    let var = env.unwrap_or_else(|| format!("MCGATE_{}_SECRET", operator.to_uppercase()));
+    let secret = std::env::var(&var)
+        .map_err(|_| format!("environment variable {var} (the gateway's client secret) is not set"))?;
+    mcgate::telemetry::logging::init("info", "text");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let cfg = mcgate::sim::SimConfig {
+            operator_id: operator.clone(),
+            client_id,
+            client_secret: Secret::new(secret),
+            approve_after: Duration::from_millis(approve_after_ms),
+            slow: Duration::from_secs(10),
+            interval_s,
+        };
+        let sim = mcgate::sim::SimOperator::start(cfg, listen, rx).await.map_err(|e| e.to_string())?;
+        println!("mcgate sim ready: operator={operator} issuer={}", sim.issuer());
+        mcgate::server::shutdown_signal().await;
+        let _ = tx.send(true);
+        Ok(())
+    })
+}
+
+fn demo(
+    listen: SocketAddr,
+    plain_listen: String,
+    admin_listen: SocketAddr,
+    approve_after_ms: u64,
+) -> Result<(), String> {
+    let plain = if plain_listen == "off" {
+        None
+    } else {
+        Some(plain_listen.parse::<SocketAddr>().map_err(|e| format!("--plain-listen: {e}"))?)
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let opts = mcgate::demo::DemoOptions {
+            listen,
+            plain_listen: plain,
+            admin_listen,
+            approve_after: Duration::from_millis(approve_after_ms),
+            ..Default::default()
+        };
+        let demo = mcgate::demo::start(opts).await.map_err(|e| e.to_string())?;
+        let ca = std::env::temp_dir().join(format!("mcgate-demo-{}.pem", std::process::id()));
+        std::fs::write(&ca, &demo.tls_cert_pem).map_err(|e| e.to_string())?;
+        print!("{}", mcgate::demo::instructions(&demo, &ca));
+        mcgate::server::shutdown_signal().await;
+        let _ = std::fs::remove_file(&ca);
+        demo.stop().await;
+        Ok(())
+    })
+}

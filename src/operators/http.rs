@@ -1,0 +1,137 @@
+//! The outbound HTTP client towards operators: one keep-alive pool per operator (hyper-util's
+//! client over rustls, certificates always verified, an operator-specific CA bundle allowed),
+//! and [`call`], which bounds a whole exchange by a timeout and classifies failures by whether
+//! the request can have reached the operator.
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Pooled client to one operator.
+pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// Largest operator answer read, bytes.
+pub const MAX_OPERATOR_BODY: usize = 256 * 1024;
+
+/// Builds a client; `extra_ca` is a PEM bundle trusted in addition to the public roots.
+pub fn build_client(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<HttpClient, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = extra_ca {
+        let pem = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
+            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(https))
+}
+
+/// An operator answer.
+#[derive(Debug)]
+pub struct OperatorResponse {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body (at most [`MAX_OPERATOR_BODY`]).
+    pub body: Bytes,
+}
+
+/// How an exchange failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// No connection was made: the request cannot have reached the operator.
+    #[error("connect failed: {0}")]
+    Connect(String),
+    /// The exchange did not finish in time: the request may have reached the operator.
+    #[error("no answer within {0} ms")]
+    Timeout(u64),
+    /// The connection broke after the request was (perhaps) sent.
+    #[error("exchange failed: {0}")]
+    Broken(String),
+    /// The answer was larger than allowed.
+    #[error("answer too large")]
+    TooLarge,
+}
+
+impl CallError {
+    /// Metric label for the error.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Connect(_) => "connect",
+            Self::Timeout(_) => "timeout",
+            Self::Broken(_) | Self::TooLarge => "bad_answer",
+        }
+    }
+    /// Whether the request certainly did not reach the operator.
+    pub fn nothing_sent(&self) -> bool {
+        matches!(self, Self::Connect(_))
+    }
+}
+
+/// Sends `req` and reads the whole answer within `timeout`.
+pub async fn call(
+    client: &HttpClient,
+    req: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<OperatorResponse, CallError> {
+    let exchange = async {
+        let resp = client.request(req).await.map_err(|e| {
+            if e.is_connect() {
+                CallError::Connect(error_chain(&e))
+            } else {
+                CallError::Broken(error_chain(&e))
+            }
+        })?;
+        let status = resp.status();
+        let body = Limited::new(resp.into_body(), MAX_OPERATOR_BODY)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    CallError::TooLarge
+                } else {
+                    CallError::Broken(e.to_string())
+                }
+            })?
+            .to_bytes();
+        Ok(OperatorResponse { status, body })
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout(timeout.as_millis() as u64)),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

@@ -1,0 +1,203 @@
+//! Operator metadata and JWKS, fetched lazily and cached: endpoints from
+//! `<issuer>/.well-known/openid-configuration` (or pinned in `routing.toml`) for `metadata_ttl_s`;
+//! the JWKS until a token names an unknown `kid`, then refetched at most once per
+//! `jwks_min_refetch_s`. Concurrent misses share one fetch.
+
+use super::http::{call, CallError, HttpClient};
+use crate::clock::SharedClock;
+use bytes::Bytes;
+use http::{Method, Request, Uri};
+use http_body_util::Full;
+use jsonwebtoken::jwk::JwkSet;
+use parking_lot::RwLock;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why metadata or keys are not available.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MetadataError {
+    /// The fetch failed.
+    #[error("{0}")]
+    Call(#[from] CallError),
+    /// The answer is not usable.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// The endpoints the adapter uses.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// CIBA backchannel authentication endpoint.
+    pub backchannel: Uri,
+    /// Token endpoint.
+    pub token: Uri,
+    /// JWKS.
+    pub jwks: Uri,
+}
+
+/// Endpoints pinned in the config (each overrides the metadata's).
+#[derive(Debug, Clone, Default)]
+pub struct PinnedEndpoints {
+    /// `backchannel_authentication_endpoint`.
+    pub backchannel: Option<String>,
+    /// `token_endpoint`.
+    pub token: Option<String>,
+    /// `jwks_uri`.
+    pub jwks: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProviderMetadata {
+    issuer: String,
+    #[serde(default)]
+    backchannel_authentication_endpoint: Option<String>,
+    #[serde(default)]
+    token_endpoint: Option<String>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+}
+
+/// Caches one operator's endpoints and keys.
+pub struct MetadataCache {
+    issuer: String,
+    pinned: PinnedEndpoints,
+    client: HttpClient,
+    clock: SharedClock,
+    timeout: Duration,
+    ttl_ms: u64,
+    jwks_min_refetch_ms: u64,
+    endpoints: RwLock<Option<(Arc<Endpoints>, u64)>>,
+    jwks: RwLock<Option<(Arc<JwkSet>, u64)>>,
+    fetch: tokio::sync::Mutex<()>,
+}
+
+impl MetadataCache {
+    /// A cache for `issuer`; nothing is fetched until first use.
+    pub fn new(
+        issuer: String,
+        pinned: PinnedEndpoints,
+        client: HttpClient,
+        clock: SharedClock,
+        timeout: Duration,
+        ttl_s: u64,
+        jwks_min_refetch_s: u64,
+    ) -> Self {
+        Self {
+            issuer,
+            pinned,
+            client,
+            clock,
+            timeout,
+            ttl_ms: ttl_s * 1000,
+            jwks_min_refetch_ms: jwks_min_refetch_s * 1000,
+            endpoints: RwLock::new(None),
+            jwks: RwLock::new(None),
+            fetch: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    /// The operator's issuer.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// Endpoints without any fetch, when every one of them is pinned.
+    fn all_pinned(&self) -> Option<Endpoints> {
+        let p = &self.pinned;
+        Some(Endpoints {
+            backchannel: p.backchannel.as_deref()?.parse().ok()?,
+            token: p.token.as_deref()?.parse().ok()?,
+            jwks: p.jwks.as_deref()?.parse().ok()?,
+        })
+    }
+
+    /// The current endpoints, fetching metadata when needed.
+    pub async fn endpoints(&self) -> Result<Arc<Endpoints>, MetadataError> {
+        let now = self.clock.now_ms();
+        if let Some((e, at)) = &*self.endpoints.read() {
+            if now < at + self.ttl_ms {
+                return Ok(e.clone());
+            }
+        }
+        let _guard = self.fetch.lock().await;
+        if let Some((e, at)) = &*self.endpoints.read() {
+            if self.clock.now_ms() < at + self.ttl_ms {
+                return Ok(e.clone());
+            }
+        }
+        let e = Arc::new(match self.all_pinned() {
+            Some(e) => e,
+            None => self.fetch_metadata().await?,
+        });
+        *self.endpoints.write() = Some((e.clone(), self.clock.now_ms()));
+        Ok(e)
+    }
+
+    async fn get(&self, uri: &Uri) -> Result<Bytes, MetadataError> {
+        let req = Request::builder()
+            .method(Method::GET)
+            .uri(uri.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| MetadataError::Invalid(e.to_string()))?;
+        let resp = call(&self.client, req, self.timeout).await?;
+        if !resp.status.is_success() {
+            return Err(MetadataError::Invalid(format!("HTTP {}", resp.status.as_u16())));
+        }
+        Ok(resp.body)
+    }
+
+    async fn fetch_metadata(&self) -> Result<Endpoints, MetadataError> {
+        let url = format!("{}/.well-known/openid-configuration", self.issuer.trim_end_matches('/'));
+        let uri: Uri = url.parse().map_err(|_| MetadataError::Invalid("bad metadata URL".into()))?;
+        let body = self.get(&uri).await?;
+        let md: ProviderMetadata = serde_json::from_slice(&body)
+            .map_err(|e| MetadataError::Invalid(format!("metadata is not valid JSON: {e}")))?;
+        if md.issuer != self.issuer {
+            return Err(MetadataError::Invalid("metadata issuer differs from the configured issuer".into()));
+        }
+        let pick = |pinned: &Option<String>, found: Option<String>, name: &str| -> Result<Uri, MetadataError> {
+            pinned
+                .clone()
+                .or(found)
+                .ok_or_else(|| MetadataError::Invalid(format!("metadata has no {name}")))?
+                .parse()
+                .map_err(|_| MetadataError::Invalid(format!("metadata {name} is not a URL")))
+        };
+        Ok(Endpoints {
+            backchannel: pick(
+                &self.pinned.backchannel,
+                md.backchannel_authentication_endpoint,
+                "backchannel_authentication_endpoint",
+            )?,
+            token: pick(&self.pinned.token, md.token_endpoint, "token_endpoint")?,
+            jwks: pick(&self.pinned.jwks, md.jwks_uri, "jwks_uri")?,
+        })
+    }
+
+    /// The JWKS; `refresh_for_kid` asks for a refetch because a token named an unknown key
+    /// (honoured at most once per `jwks_min_refetch_s`).
+    pub async fn jwks(&self, refresh_for_kid: bool) -> Result<Arc<JwkSet>, MetadataError> {
+        let now = self.clock.now_ms();
+        if let Some((set, at)) = &*self.jwks.read() {
+            if !refresh_for_kid || now < at + self.jwks_min_refetch_ms {
+                return Ok(set.clone());
+            }
+        }
+        let _guard = self.fetch.lock().await;
+        if let Some((set, at)) = &*self.jwks.read() {
+            if self.clock.now_ms() < at + self.jwks_min_refetch_ms {
+                return Ok(set.clone());
+            }
+        }
+        drop(_guard);
+        let endpoints = self.endpoints().await?;
+        let body = self.get(&endpoints.jwks).await?;
+        let set: JwkSet =
+            serde_json::from_slice(&body).map_err(|e| MetadataError::Invalid(format!("JWKS is not valid: {e}")))?;
+        let set = Arc::new(set);
+        *self.jwks.write() = Some((set.clone(), self.clock.now_ms()));
+        Ok(set)
+    }
+}

@@ -1,0 +1,294 @@
+//! The Mobile Connect CIBA adapter: `bc-authorize` at the operator with the gateway's own
+//! credentials (client_secret_basic), then polls of the operator's token endpoint honouring its
+//! `interval`/`slow_down`, and verification of the ID token it returns. Operator error codes are
+//! mapped to the flow's classes here and nowhere else.
+
+use super::http::{call, CallError, HttpClient};
+use super::id_token::{verify, TokenPolicy, TokenRejected};
+use super::metadata::{MetadataCache, PinnedEndpoints};
+use super::{OperatorBackend, PushError, PushRequest, PushStarted};
+use crate::clock::SharedClock;
+use crate::config::{OperatorConfig, Secret};
+use crate::flow::poll::OperatorAnswer;
+use crate::flow::{FailReason, OperatorRef};
+use crate::telemetry::Metrics;
+use async_trait::async_trait;
+use base64::Engine;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Request, Uri};
+use http_body_util::Full;
+use prometheus::{Histogram, IntCounter};
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// Errors building the adapter from config.
+#[derive(Debug, thiserror::Error)]
+#[error("operator {operator}: {message}")]
+pub struct AdapterError {
+    operator: String,
+    message: String,
+}
+
+struct CallMetrics {
+    bc_seconds: Histogram,
+    token_seconds: Histogram,
+    errors: HashMap<&'static str, IntCounter>,
+}
+
+impl CallMetrics {
+    fn error(&self, kind: &'static str) {
+        if let Some(c) = self.errors.get(kind) {
+            c.inc();
+        }
+    }
+}
+
+/// One operator reached over Mobile Connect CIBA.
+pub struct MobileConnectCiba {
+    id: String,
+    push: bool,
+    push_timeout_s: u64,
+    client: HttpClient,
+    basic_auth: HeaderValue,
+    call_timeout: Duration,
+    metadata: MetadataCache,
+    policy: TokenPolicy,
+    metrics: CallMetrics,
+}
+
+#[derive(Deserialize)]
+struct Ack {
+    auth_req_id: String,
+    expires_in: u64,
+    #[serde(default)]
+    interval: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    id_token: String,
+}
+
+impl MobileConnectCiba {
+    /// Builds the adapter for `cfg` (secret already resolved).
+    pub fn new(
+        cfg: &OperatorConfig,
+        secret: &Secret,
+        base_dir: &std::path::Path,
+        clock: SharedClock,
+        metrics: &Metrics,
+    ) -> Result<Self, AdapterError> {
+        let err = |message: String| AdapterError { operator: cfg.id.clone(), message };
+        let ca = cfg.tls_ca_file.as_ref().map(|p| base_dir.join(p));
+        let client =
+            super::http::build_client(Duration::from_millis(cfg.connect_timeout_ms), ca.as_deref()).map_err(err)?;
+        let algorithms = cfg
+            .id_token_algs
+            .iter()
+            .map(|a| a.parse::<jsonwebtoken::Algorithm>().map_err(|_| err(format!("unknown algorithm {a}"))))
+            .collect::<Result<Vec<_>, _>>()?;
+        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(&cfg.client_id),
+            enc(secret.expose())
+        ));
+        let mut basic_auth = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|e| err(e.to_string()))?;
+        basic_auth.set_sensitive(true);
+        let call_timeout = Duration::from_millis(cfg.call_timeout_ms);
+        let metadata = MetadataCache::new(
+            cfg.issuer.clone(),
+            PinnedEndpoints {
+                backchannel: cfg.backchannel_authentication_endpoint.clone(),
+                token: cfg.token_endpoint.clone(),
+                jwks: cfg.jwks_uri.clone(),
+            },
+            client.clone(),
+            clock,
+            call_timeout,
+            cfg.metadata_ttl_s,
+            cfg.jwks_min_refetch_s,
+        );
+        let errors = crate::telemetry::metrics::OPERATOR_ERROR_KINDS
+            .iter()
+            .map(|k| (*k, metrics.operator_errors.with_label_values(&[cfg.id.as_str(), k])))
+            .collect();
+        Ok(Self {
+            id: cfg.id.clone(),
+            push: cfg.push,
+            push_timeout_s: cfg.push_timeout_s,
+            client,
+            basic_auth,
+            call_timeout,
+            metadata,
+            policy: TokenPolicy { algorithms, audience: cfg.client_id.clone(), skew_s: cfg.clock_skew_s },
+            metrics: CallMetrics {
+                bc_seconds: metrics.operator_seconds.with_label_values(&[&cfg.id, "bc_authorize"]),
+                token_seconds: metrics.operator_seconds.with_label_values(&[&cfg.id, "token"]),
+                errors,
+            },
+        })
+    }
+
+    fn form_request(&self, uri: &Uri, form: String) -> Result<Request<Full<Bytes>>, http::Error> {
+        Request::builder()
+            .method(Method::POST)
+            .uri(uri.clone())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ACCEPT, "application/json")
+            .header(header::AUTHORIZATION, self.basic_auth.clone())
+            .body(Full::new(Bytes::from(form)))
+    }
+}
+
+fn oauth_error(body: &[u8]) -> Option<OAuthError> {
+    serde_json::from_slice(body).ok()
+}
+
+#[async_trait]
+impl OperatorBackend for MobileConnectCiba {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn push_capable(&self) -> bool {
+        self.push
+    }
+
+    fn push_timeout_s(&self) -> u64 {
+        self.push_timeout_s
+    }
+
+    async fn start_push(&self, req: &PushRequest<'_>) -> Result<PushStarted, PushError> {
+        let endpoints = self.metadata.endpoints().await.map_err(|e| {
+            self.metrics.error("connect");
+            PushError::Unavailable(format!("metadata: {e}"))
+        })?;
+        let form = {
+            let mut form = form_urlencoded::Serializer::new(String::with_capacity(256));
+            form.append_pair("scope", "openid mc_authn")
+                .append_pair("login_hint", &format!("MSISDN:{}", req.msisdn.digits()))
+                .append_pair("acr_values", req.acr_values)
+                .append_pair("requested_expiry", &req.requested_expiry_s.to_string());
+            if let Some(b) = req.binding_message {
+                form.append_pair("binding_message", b);
+            }
+            form.finish()
+        };
+        let request =
+            self.form_request(&endpoints.backchannel, form).map_err(|e| PushError::Rejected(e.to_string()))?;
+        let started = Instant::now();
+        let result = call(&self.client, request, self.call_timeout).await;
+        self.metrics.bc_seconds.observe(started.elapsed().as_secs_f64());
+        let resp = result.map_err(|e| {
+            self.metrics.error(e.kind());
+            match e {
+                CallError::Connect(_) => PushError::Unavailable(e.to_string()),
+                _ => PushError::MaybeDelivered(e.to_string()),
+            }
+        })?;
+        if resp.status.is_success() {
+            let ack: Ack = serde_json::from_slice(&resp.body).map_err(|_| {
+                self.metrics.error("bad_answer");
+                PushError::MaybeDelivered("operator acknowledgement is not valid JSON".into())
+            })?;
+            if ack.auth_req_id.is_empty() || ack.auth_req_id.len() > 1024 {
+                self.metrics.error("bad_answer");
+                return Err(PushError::MaybeDelivered("operator acknowledgement has no usable auth_req_id".into()));
+            }
+            return Ok(PushStarted {
+                auth_req_id: ack.auth_req_id,
+                expires_in: ack.expires_in,
+                interval_s: ack.interval.unwrap_or(5).max(1),
+            });
+        }
+        if resp.status.is_server_error() {
+            self.metrics.error("http_5xx");
+            return Err(PushError::Unavailable(format!("HTTP {}", resp.status.as_u16())));
+        }
+        self.metrics.error("oauth_error");
+        match oauth_error(&resp.body) {
+            Some(e) => match e.error.as_str() {
+                "unknown_user_id" | "Not_Found_Entity" => Err(PushError::NotEnrolled),
+                "temporarily_unavailable" | "server_error" | "transaction_failed" => {
+                    Err(PushError::Unavailable(e.error))
+                }
+                _ => Err(PushError::Rejected(format!(
+                    "{}{}",
+                    e.error,
+                    e.error_description.map(|d| format!(": {d}")).unwrap_or_default()
+                ))),
+            },
+            None => Err(PushError::Rejected(format!("HTTP {} without an OAuth error", resp.status.as_u16()))),
+        }
+    }
+
+    async fn poll(&self, op: &OperatorRef) -> OperatorAnswer {
+        let pending = OperatorAnswer::Pending { slow_down: false };
+        let Ok(endpoints) = self.metadata.endpoints().await else {
+            self.metrics.error("connect");
+            return pending;
+        };
+        let form = form_urlencoded::Serializer::new(String::with_capacity(128))
+            .append_pair("grant_type", "urn:openid:params:grant-type:ciba")
+            .append_pair("auth_req_id", &op.auth_req_id)
+            .finish();
+        let Ok(request) = self.form_request(&endpoints.token, form) else {
+            return OperatorAnswer::Failed(FailReason::OperatorError);
+        };
+        let started = Instant::now();
+        let result = call(&self.client, request, self.call_timeout).await;
+        self.metrics.token_seconds.observe(started.elapsed().as_secs_f64());
+        let resp = match result {
+            Ok(r) => r,
+            Err(e) => {
+                self.metrics.error(e.kind());
+                return pending;
+            }
+        };
+        if resp.status.is_success() {
+            let Ok(answer) = serde_json::from_slice::<TokenAnswer>(&resp.body) else {
+                self.metrics.error("bad_answer");
+                return OperatorAnswer::Failed(FailReason::OperatorTokenInvalid);
+            };
+            return match verify(&answer.id_token, &self.metadata, &self.policy, &op.auth_req_id).await {
+                Ok(r) => OperatorAnswer::Approved(r),
+                Err(TokenRejected::KeysUnavailable(_)) => {
+                    self.metrics.error("connect");
+                    pending
+                }
+                Err(e) => {
+                    self.metrics.error("token_invalid");
+                    tracing::warn!(operator = %self.id, error = %e, "operator ID token rejected");
+                    OperatorAnswer::Failed(FailReason::OperatorTokenInvalid)
+                }
+            };
+        }
+        if resp.status.is_server_error() {
+            self.metrics.error("http_5xx");
+            return pending;
+        }
+        match oauth_error(&resp.body).map(|e| e.error) {
+            Some(e) if e == "authorization_pending" => pending,
+            Some(e) if e == "slow_down" => OperatorAnswer::Pending { slow_down: true },
+            Some(e) if e == "access_denied" => OperatorAnswer::Denied,
+            Some(e) if e == "expired_token" => OperatorAnswer::Expired,
+            Some(_) | None => {
+                self.metrics.error("oauth_error");
+                OperatorAnswer::Failed(FailReason::OperatorError)
+            }
+        }
+    }
+
+    async fn warm_up(&self) -> Result<(), String> {
+        self.metadata.endpoints().await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}

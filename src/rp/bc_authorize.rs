@@ -1,0 +1,191 @@
+//! `POST /bc-authorize` (CIBA backchannel authentication, poll mode): authenticate the client,
+//! validate every parameter, find the person's operator, start the push there before answering
+//! (so early refusals reach the RP at once), store the transaction and acknowledge with our own
+//! `auth_req_id`. Operator outcomes map per shared/protocol.md §5 (SMS fallback comes later).
+
+use super::error::{json_response, RpError};
+use super::form::Params;
+use super::login_hint;
+use super::RequestLog;
+use crate::app::Gateway;
+use crate::flow::{Channel, FailReason, OperatorRef, Transaction, TxState};
+use crate::operators::{PushError, PushRequest};
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+
+/// Handles one backchannel authentication request.
+pub async fn handle(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    form: &Params,
+    log: &mut RequestLog,
+) -> Result<Response<Full<Bytes>>, RpError> {
+    let client = gw.clients.authenticate(headers, form)?;
+    log.client = Some(client.client_id.clone());
+
+    // Scope: openid plus only what the client is registered for.
+    let scope =
+        form.require("scope").map_err(|_| RpError::InvalidScope("scope is required and must include openid".into()))?;
+    if !scope.split(' ').any(|s| s == "openid") {
+        return Err(RpError::InvalidScope("scope must include openid".into()));
+    }
+    if let Some(s) = scope.split(' ').filter(|s| !s.is_empty()).find(|s| !client.scopes.iter().any(|c| c == s)) {
+        return Err(RpError::InvalidScope(
+            format!("scope {} is not allowed for this client", super::form::printable(s)).into(),
+        ));
+    }
+
+    // Exactly one hint; only login_hint is supported today.
+    let hints = ["login_hint", "login_hint_token", "id_token_hint"].iter().filter(|h| form.get(h).is_some()).count();
+    if hints != 1 {
+        return Err(RpError::invalid_request("exactly one of login_hint, login_hint_token, id_token_hint is required"));
+    }
+    if form.get("id_token_hint").is_some() || form.get("login_hint_token").is_some() {
+        return Err(RpError::invalid_request("only login_hint is supported"));
+    }
+    if form.get("request").is_some() {
+        return Err(RpError::invalid_request("signed request objects are not supported yet; send plain parameters"));
+    }
+
+    let acr_floor = acr_floor(form.get("acr_values"), client.min_acr)?;
+    let binding_message = form.get("binding_message");
+    if let Some(b) = binding_message {
+        login_hint::check_binding_message(b, gw.ciba.binding_message_max_chars)?;
+    }
+    let expires_in = requested_expiry(form.get("requested_expiry"), gw.ciba.default_expiry_s, gw.ciba.max_expiry_s)?;
+
+    let msisdn = login_hint::resolve(gw, &client.client_id, form.require("login_hint")?)?;
+    log.msisdn = Some(msisdn);
+    let route =
+        gw.directory.route(&msisdn).ok_or_else(|| RpError::UnknownUserId("no operator serves this number".into()))?;
+    log.route_source = Some(route.source.as_str());
+    if !client.allowed_operators.is_empty() && !client.allowed_operators.contains(&route.operator) {
+        return Err(RpError::UnknownUserId("no operator available to this client serves this number".into()));
+    }
+    let operator = gw
+        .operators
+        .get(route.operator.0 as usize)
+        .ok_or_else(|| RpError::Internal("route names a missing operator".into()))?;
+    log.operator = Some(operator.id().to_owned());
+    if !operator.push_capable() {
+        return Err(RpError::AccessDenied("the person's operator offers no Mobile Connect authentication".into()));
+    }
+
+    let acr_values = if acr_floor >= 3 { "3" } else { "2" };
+    let push = operator
+        .start_push(&PushRequest { msisdn: &msisdn, acr_values, binding_message, requested_expiry_s: expires_in })
+        .await;
+    let now = gw.clock.now_ms();
+    let mut tx = Transaction {
+        id: crate::clock::random_token(32),
+        client_id: client.client_id.clone(),
+        msisdn: msisdn.value(),
+        operator: operator.id().to_owned(),
+        route_source: route.source.as_str().to_owned(),
+        channel: Channel::Push,
+        state: TxState::PendingPush,
+        scope: scope.to_owned(),
+        acr_floor,
+        binding_message: binding_message.map(str::to_owned),
+        created_at_ms: now,
+        expires_at_ms: now + expires_in * 1000,
+        interval_s: gw.ciba.interval_s,
+        next_poll_at_ms: now, // the first poll may come at once; then `interval` apart
+        push_deadline_ms: now + operator.push_timeout_s().min(expires_in) * 1000,
+        operator_ref: None,
+        result: None,
+    };
+    match push {
+        Ok(started) => {
+            tx.expires_at_ms = tx.expires_at_ms.min(now + started.expires_in.max(1) * 1000);
+            tx.operator_ref = Some(OperatorRef {
+                next_poll_at_ms: now + started.interval_s * 1000,
+                auth_req_id: started.auth_req_id,
+                interval_s: started.interval_s,
+            });
+        }
+        Err(PushError::NotEnrolled) => {
+            return Err(RpError::UnknownUserId("the person is not enrolled in Mobile Connect".into()))
+        }
+        Err(PushError::Unavailable(detail)) => {
+            tracing::warn!(operator = %operator.id(), error = %detail, "operator unavailable at bc-authorize");
+            return Err(RpError::TemporarilyUnavailable(
+                "the person's operator is unavailable; try again later".into(),
+            ));
+        }
+        Err(PushError::MaybeDelivered(detail)) => {
+            // The person may have a prompt: acknowledge and let the push deadline decide.
+            tracing::warn!(operator = %operator.id(), error = %detail, "operator push outcome unknown");
+        }
+        Err(PushError::Rejected(detail)) => {
+            tracing::error!(operator = %operator.id(), error = %detail, "operator rejected the gateway's request");
+            tx.state = TxState::Failed(FailReason::OperatorError);
+        }
+    }
+    let retain = tx.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
+    let state = tx.state.as_str();
+    let auth_req_id = tx.id.clone();
+    let expires_in = (tx.expires_at_ms - now) / 1000;
+    gw.store
+        .insert(tx, retain)
+        .await
+        .map_err(|e| RpError::TemporarilyUnavailable(format!("transaction store: {e}").into()))?;
+    gw.metrics.transition(None, Some(state));
+    gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
+
+    let body =
+        serde_json::json!({"auth_req_id": auth_req_id, "expires_in": expires_in, "interval": gw.ciba.interval_s});
+    Ok(json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default()))
+}
+
+/// The lowest acceptable acr: the lowest requested value, raised to the client's minimum.
+fn acr_floor(acr_values: Option<&str>, client_min: u8) -> Result<u8, RpError> {
+    let Some(v) = acr_values else {
+        return Ok(client_min.max(2));
+    };
+    let mut lowest: Option<u8> = None;
+    for a in v.split(' ').filter(|a| !a.is_empty()) {
+        let n = match a {
+            "2" => 2,
+            "3" => 3,
+            _ => return Err(RpError::invalid_request("acr_values may only contain \"2\" and \"3\"")),
+        };
+        lowest = Some(lowest.map_or(n, |l: u8| l.min(n)));
+    }
+    Ok(lowest.unwrap_or(2).max(client_min))
+}
+
+/// `requested_expiry`: a positive integer, clamped to the maximum.
+fn requested_expiry(v: Option<&str>, default: u64, max: u64) -> Result<u64, RpError> {
+    match v {
+        None => Ok(default),
+        Some(s) => match s.parse::<u64>() {
+            Ok(n) if n > 0 => Ok(n.min(max)),
+            _ => Err(RpError::invalid_request("requested_expiry must be a positive integer number of seconds")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn acr_floor_takes_lowest_and_client_minimum() {
+        assert_eq!(acr_floor(None, 2), Ok(2));
+        assert_eq!(acr_floor(Some("3 2"), 2), Ok(2));
+        assert_eq!(acr_floor(Some("3"), 2), Ok(3));
+        assert_eq!(acr_floor(Some("2"), 3), Ok(3));
+        assert!(acr_floor(Some("4"), 2).is_err());
+    }
+
+    #[test]
+    fn requested_expiry_is_validated_and_clamped() {
+        assert_eq!(requested_expiry(None, 300, 600), Ok(300));
+        assert_eq!(requested_expiry(Some("1000000000"), 300, 600), Ok(600));
+        for bad in ["0", "-1", "abc", "1.5"] {
+            assert!(requested_expiry(Some(bad), 300, 600).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The client registry and client authentication: `client_secret_basic` and
+//! `client_secret_post`, each client only by the method it is registered for, secrets checked
+//! as SHA-256 hashes in constant time (two hashes during a rotation). Unknown client and wrong
+//! secret look the same to the caller.
+
+use super::error::RpError;
+use super::form::Params;
+use crate::config::ClientConfig;
+use crate::discovery::OperatorIndex;
+use base64::Engine;
+use http::{header, HeaderMap};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use subtle::ConstantTimeEq;
+
+/// How a client authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic.
+    SecretBasic,
+    /// `client_id` + `client_secret` in the form.
+    SecretPost,
+}
+
+/// A relying party as the gateway uses it.
+#[derive(Debug, Clone)]
+pub struct RegisteredClient {
+    /// Client id.
+    pub client_id: String,
+    /// Display name.
+    pub name: String,
+    /// Registered method.
+    pub method: AuthMethod,
+    secret_hashes: Vec<[u8; 32]>,
+    /// Allowed scopes.
+    pub scopes: Vec<String>,
+    /// Registered redirect URIs (exact match).
+    pub redirect_uris: Vec<String>,
+    /// Pairwise sector.
+    pub sector: String,
+    /// Lowest acceptable acr.
+    pub min_acr: u8,
+    /// Operators allowed (empty: all).
+    pub allowed_operators: Vec<OperatorIndex>,
+}
+
+impl RegisteredClient {
+    /// From validated config; `operator_index` resolves operator ids.
+    pub fn from_config(c: &ClientConfig, operator_index: impl Fn(&str) -> Option<OperatorIndex>) -> Self {
+        let secret_hashes = c
+            .client_secret_sha256
+            .iter()
+            .filter_map(|h| hex::decode(h).ok())
+            .filter_map(|v| <[u8; 32]>::try_from(v.as_slice()).ok())
+            .collect();
+        Self {
+            client_id: c.client_id.clone(),
+            name: c.client_name.clone().unwrap_or_else(|| c.client_id.clone()),
+            method: if c.token_endpoint_auth_method == "client_secret_post" {
+                AuthMethod::SecretPost
+            } else {
+                AuthMethod::SecretBasic
+            },
+            secret_hashes,
+            scopes: c.scopes.clone(),
+            redirect_uris: c.redirect_uris.clone(),
+            sector: c.sector_identifier.clone(),
+            min_acr: c.min_acr.parse().unwrap_or(2),
+            allowed_operators: c.allowed_operators.iter().filter_map(|o| operator_index(o)).collect(),
+        }
+    }
+
+    fn secret_matches(&self, secret: &str) -> bool {
+        let h: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        // Check every hash so timing does not reveal which one matched.
+        self.secret_hashes.iter().fold(false, |ok, want| ok | bool::from(want.ct_eq(&h)))
+    }
+}
+
+/// Clients by id.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: HashMap<String, RegisteredClient>,
+}
+
+impl ClientRegistry {
+    /// From registered clients.
+    pub fn new(clients: impl IntoIterator<Item = RegisteredClient>) -> Self {
+        Self { clients: clients.into_iter().map(|c| (c.client_id.clone(), c)).collect() }
+    }
+
+    /// Looks a client up.
+    pub fn get(&self, id: &str) -> Option<&RegisteredClient> {
+        self.clients.get(id)
+    }
+
+    /// Authenticates the request's client from its `Authorization` header and form.
+    pub fn authenticate(&self, headers: &HeaderMap, form: &Params) -> Result<&RegisteredClient, RpError> {
+        let basic = parse_basic(headers)?;
+        let post_secret = form.get("client_secret");
+        let (id, secret, method) = match (basic, post_secret) {
+            (Some(_), Some(_)) => {
+                return Err(RpError::invalid_request("use one client authentication method, not two"))
+            }
+            (Some((id, secret)), None) => {
+                if let Some(body_id) = form.get("client_id") {
+                    if body_id != id {
+                        return Err(RpError::invalid_request("client_id differs from the authenticated client"));
+                    }
+                }
+                (id, secret, AuthMethod::SecretBasic)
+            }
+            (None, Some(secret)) => {
+                let id = form.get("client_id").ok_or(RpError::InvalidClient { basic: false })?;
+                (id.to_owned(), secret.to_owned(), AuthMethod::SecretPost)
+            }
+            (None, None) => return Err(RpError::InvalidClient { basic: false }),
+        };
+        let fail = RpError::InvalidClient { basic: method == AuthMethod::SecretBasic };
+        let client = self.clients.get(&id).ok_or(fail.clone())?;
+        if client.method != method || !client.secret_matches(&secret) {
+            return Err(fail);
+        }
+        Ok(client)
+    }
+}
+
+/// `Authorization: Basic` credentials (form-urlencoded id and secret, RFC 6749 §2.3.1).
+pub fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, RpError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let bad = RpError::InvalidClient { basic: true };
+    let v = v.to_str().map_err(|_| bad.clone())?;
+    let Some((scheme, rest)) = v.split_once(' ') else {
+        return Err(bad);
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(bad);
+    }
+    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad.clone())?;
+    let raw = String::from_utf8(raw).map_err(|_| bad.clone())?;
+    let (id, secret) = raw.split_once(':').ok_or(bad.clone())?;
+    let dec =
+        |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned());
+    Ok(Some((dec(id).map_err(|_| bad.clone())?, dec(secret).map_err(|_| bad)?)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::secret::secret_sha256_hex;
+
+    fn registry() -> ClientRegistry {
+        let cfg = ClientConfig {
+            client_id: "rp".into(),
+            client_name: None,
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            client_secret_sha256: vec![secret_sha256_hex("old"), secret_sha256_hex("s3cr3t")],
+            backchannel_token_delivery_mode: "poll".into(),
+            scopes: vec!["openid".into()],
+            redirect_uris: vec![],
+            sector_identifier: "x".into(),
+            min_acr: "2".into(),
+            allowed_operators: vec![],
+            id_token_signed_response_alg: "RS256".into(),
+        };
+        ClientRegistry::new([RegisteredClient::from_config(&cfg, |_| None)])
+    }
+
+    fn basic(id: &str, secret: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let v = base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"));
+        h.insert(header::AUTHORIZATION, format!("Basic {v}").parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn both_rotation_hashes_authenticate_and_wrong_ones_do_not() {
+        let r = registry();
+        let empty = Params::default();
+        assert!(r.authenticate(&basic("rp", "s3cr3t"), &empty).is_ok());
+        assert!(r.authenticate(&basic("rp", "old"), &empty).is_ok());
+        assert_eq!(r.authenticate(&basic("rp", "nope"), &empty).unwrap_err(), RpError::InvalidClient { basic: true });
+        assert_eq!(
+            r.authenticate(&basic("who", "s3cr3t"), &empty).unwrap_err(),
+            RpError::InvalidClient { basic: true }
+        );
+    }
+
+    #[test]
+    fn a_client_cannot_use_a_method_it_is_not_registered_for() {
+        let r = registry();
+        let form = Params::parse(b"client_id=rp&client_secret=s3cr3t").unwrap();
+        assert_eq!(r.authenticate(&HeaderMap::new(), &form).unwrap_err(), RpError::InvalidClient { basic: false });
+    }
+}

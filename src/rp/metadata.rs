@@ -1,0 +1,30 @@
+//! `/.well-known/openid-configuration`: rendered once at start from the issuer. It advertises
+//! what this build really serves (CIBA poll with client secrets today); shared/protocol.md §1.1
+//! lists the full surface that later work fills in.
+
+use bytes::Bytes;
+use serde_json::json;
+
+/// Renders the metadata document for `issuer`.
+pub fn render(issuer: &str) -> Bytes {
+    let doc = json!({
+        "issuer": issuer,
+        "jwks_uri": format!("{issuer}/jwks"),
+        "token_endpoint": format!("{issuer}/token"),
+        "backchannel_authentication_endpoint": format!("{issuer}/bc-authorize"),
+        "backchannel_token_delivery_modes_supported": ["poll"],
+        "backchannel_user_code_parameter_supported": false,
+        "grant_types_supported": ["urn:openid:params:grant-type:ciba"],
+        "response_types_supported": ["code"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "subject_types_supported": ["pairwise"],
+        "acr_values_supported": ["2", "3"],
+        "scopes_supported": ["openid", "mc_authn"],
+        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "at_hash"],
+        "login_hint_methods_supported": ["MSISDN", "ENCR_MSISDN"],
+        "mc_version": ["mc_v1.1", "mc_v1.2", "mc_v2.0"],
+        "mc_discovery_endpoint": format!("{issuer}/v2/discovery"),
+    });
+    Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())
+}

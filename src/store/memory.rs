@@ -1,0 +1,210 @@
+//! In-memory [`Store`]: transactions in 64 independently locked shards (a short
+//! `parking_lot::Mutex` critical section, never held across `.await`), versions for
+//! compare-and-set, retention deadlines from the injected clock, and a purge pass driven by the
+//! server. One instance only: state dies with the process (L-09: after a restart RPs get
+//! `invalid_grant`, never a 500).
+
+use super::{CasResult, Store, StoreError, Versioned};
+use crate::clock::SharedClock;
+use crate::flow::Transaction;
+use async_trait::async_trait;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+const SHARDS: usize = 64;
+
+struct Entry {
+    tx: Transaction,
+    version: u64,
+    retain_until_ms: u64,
+}
+
+#[derive(Default)]
+struct Shard {
+    txs: HashMap<String, Entry>,
+    once: HashMap<String, u64>,
+}
+
+/// The embedded store.
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: std::collections::hash_map::RandomState,
+    clock: SharedClock,
+}
+
+impl MemoryStore {
+    /// An empty store reading time from `clock`.
+    pub fn new(clock: SharedClock) -> Self {
+        Self { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(), hasher: Default::default(), clock }
+    }
+
+    fn shard(&self, key: &str) -> &Mutex<Shard> {
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    }
+
+    /// Number of stored transactions (tests, metrics).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().txs.len()).sum()
+    }
+
+    /// Whether the store holds no transaction.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn insert(&self, tx: Transaction, retain_until_ms: u64) -> Result<u64, StoreError> {
+        let now = self.clock.now_ms();
+        let mut shard = self.shard(&tx.id).lock();
+        if let Some(e) = shard.txs.get(&tx.id) {
+            if e.retain_until_ms > now {
+                return Err(StoreError::AlreadyExists);
+            }
+        }
+        shard.txs.insert(tx.id.clone(), Entry { tx, version: 1, retain_until_ms });
+        Ok(1)
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Versioned<Transaction>>, StoreError> {
+        let now = self.clock.now_ms();
+        let shard = self.shard(id).lock();
+        Ok(shard
+            .txs
+            .get(id)
+            .filter(|e| e.retain_until_ms > now)
+            .map(|e| Versioned { value: e.tx.clone(), version: e.version }))
+    }
+
+    async fn compare_and_set(
+        &self,
+        expected_version: u64,
+        tx: Transaction,
+        retain_until_ms: u64,
+    ) -> Result<CasResult, StoreError> {
+        let now = self.clock.now_ms();
+        let mut shard = self.shard(&tx.id).lock();
+        match shard.txs.get_mut(&tx.id).filter(|e| e.retain_until_ms > now) {
+            Some(e) if e.version == expected_version => {
+                e.version += 1;
+                e.tx = tx;
+                e.retain_until_ms = retain_until_ms;
+                Ok(CasResult::Applied { version: e.version })
+            }
+            Some(e) => Ok(CasResult::Conflict {
+                current: Some(Box::new(Versioned { value: e.tx.clone(), version: e.version })),
+            }),
+            None => Ok(CasResult::Conflict { current: None }),
+        }
+    }
+
+    async fn remember_once(&self, key: &str, until_ms: u64) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let mut shard = self.shard(key).lock();
+        match shard.once.get(key) {
+            Some(&until) if until > now => Ok(false),
+            _ => {
+                shard.once.insert(key.to_owned(), until_ms);
+                Ok(true)
+            }
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn purge_expired(&self) -> Result<Vec<&'static str>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut dropped = Vec::new();
+        for s in self.shards.iter() {
+            let mut shard = s.lock();
+            shard.txs.retain(|_, e| {
+                let keep = e.retain_until_ms > now;
+                if !keep {
+                    dropped.push(e.tx.state.as_str());
+                }
+                keep
+            });
+            shard.once.retain(|_, until| *until > now);
+        }
+        Ok(dropped)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::flow::{Channel, TxState};
+    use std::sync::Arc;
+
+    fn tx(id: &str) -> Transaction {
+        Transaction {
+            id: id.into(),
+            client_id: "rp".into(),
+            msisdn: 34600000001,
+            operator: "op".into(),
+            route_source: "prefix".into(),
+            channel: Channel::Push,
+            state: TxState::PendingPush,
+            scope: "openid".into(),
+            acr_floor: 2,
+            binding_message: None,
+            created_at_ms: 0,
+            expires_at_ms: 1_000,
+            interval_s: 5,
+            next_poll_at_ms: 0,
+            push_deadline_ms: 1_000,
+            operator_ref: None,
+            result: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn compare_and_set_lets_exactly_one_writer_win() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = Arc::new(MemoryStore::new(clock));
+        let v = store.insert(tx("a"), 10_000).await.unwrap();
+        assert!(matches!(store.insert(tx("a"), 10_000).await, Err(StoreError::AlreadyExists)));
+        let mut handles = Vec::new();
+        for _ in 0..50 {
+            let s = store.clone();
+            handles.push(tokio::spawn(async move {
+                let mut t = tx("a");
+                t.state = TxState::Approved;
+                matches!(s.compare_and_set(v, t, 10_000).await.unwrap(), CasResult::Applied { .. })
+            }));
+        }
+        let mut wins = 0;
+        for h in handles {
+            wins += h.await.unwrap() as u32;
+        }
+        assert_eq!(wins, 1);
+        assert_eq!(store.get("a").await.unwrap().unwrap().version, 2);
+    }
+
+    #[tokio::test]
+    async fn entries_vanish_after_retention_and_purge_reports_states() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = MemoryStore::new(clock.clone());
+        store.insert(tx("a"), 1_000).await.unwrap();
+        assert!(store.get("a").await.unwrap().is_some());
+        clock.advance_ms(1_000);
+        assert!(store.get("a").await.unwrap().is_none());
+        assert_eq!(store.purge_expired().await.unwrap(), vec!["pending_push"]);
+        assert!(store.is_empty());
+    }
+
+    #[tokio::test]
+    async fn remember_once_guards_replays_until_expiry() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = MemoryStore::new(clock.clone());
+        assert!(store.remember_once("jti:1", 500).await.unwrap());
+        assert!(!store.remember_once("jti:1", 500).await.unwrap());
+        clock.advance_ms(500);
+        assert!(store.remember_once("jti:1", 900).await.unwrap());
+    }
+}

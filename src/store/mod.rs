@@ -1,0 +1,70 @@
+//! The `Store`: where transactions, replay guards and shared counters live. Every state change is
+//! a compare-and-set on a version number, so duplicate callbacks, concurrent polls or several
+//! gateway instances can never approve or consume a transaction twice. `memory` is the embedded
+//! default (one instance); a Redis implementation with the same contract comes with scale-out.
+//! Knows no business rules.
+
+pub mod memory;
+
+use crate::flow::Transaction;
+use async_trait::async_trait;
+
+pub use memory::MemoryStore;
+
+/// A value with the version the store holds it at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The value.
+    pub value: T,
+    /// Version; bumped by every successful write.
+    pub version: u64,
+}
+
+/// Result of a compare-and-set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CasResult {
+    /// Written; the new version.
+    Applied {
+        /// New version.
+        version: u64,
+    },
+    /// Someone else wrote first (or the entry is gone): the current value, if any.
+    Conflict {
+        /// What the store holds now.
+        current: Option<Box<Versioned<Transaction>>>,
+    },
+}
+
+/// The store failed (not "not found": that is `Ok(None)`).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Insert of an id that already exists.
+    #[error("an entry with this id already exists")]
+    AlreadyExists,
+    /// The backend is unreachable or failed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Transactions and replay guards, shared by every instance of the gateway.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Inserts a new transaction kept until `retain_until_ms`; fails if the id exists.
+    async fn insert(&self, tx: Transaction, retain_until_ms: u64) -> Result<u64, StoreError>;
+    /// Reads a transaction.
+    async fn get(&self, id: &str) -> Result<Option<Versioned<Transaction>>, StoreError>;
+    /// Replaces the transaction if it is still at `expected_version`.
+    async fn compare_and_set(
+        &self,
+        expected_version: u64,
+        tx: Transaction,
+        retain_until_ms: u64,
+    ) -> Result<CasResult, StoreError>;
+    /// Records `key` until `until_ms`; `true` the first time, `false` if already recorded
+    /// (replay guards: `jti`s, codes).
+    async fn remember_once(&self, key: &str, until_ms: u64) -> Result<bool, StoreError>;
+    /// Whether the store answers (readiness).
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Drops entries past their retention; returns the state labels of dropped transactions.
+    async fn purge_expired(&self) -> Result<Vec<&'static str>, StoreError>;
+}

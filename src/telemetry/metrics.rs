@@ -1,0 +1,198 @@
+//! Metric handles, created once per [`prometheus::Registry`] (a fresh registry per test; no
+//! global statics) and labelled only from closed sets. Hot-path handles (per endpoint and
+//! outcome) are resolved at start-up so a request pays an atomic add, not a label lookup.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+use std::collections::HashMap;
+
+/// RP-facing endpoints (the `endpoint` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `/.well-known/openid-configuration`
+    Metadata,
+    /// `/jwks`
+    Jwks,
+    /// `/v2/discovery`
+    Discovery,
+    /// `/bc-authorize`
+    BcAuthorize,
+    /// `/token`
+    Token,
+    /// anything else
+    Other,
+}
+
+impl Endpoint {
+    /// Every endpoint.
+    pub const ALL: [Endpoint; 6] =
+        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::Other];
+    /// Label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Metadata => "metadata",
+            Self::Jwks => "jwks",
+            Self::Discovery => "discovery",
+            Self::BcAuthorize => "bc_authorize",
+            Self::Token => "token",
+            Self::Other => "other",
+        }
+    }
+}
+
+/// Request outcomes (the `outcome` label): `ok` or the OAuth error code answered.
+pub const OUTCOMES: &[&str] = &[
+    "ok",
+    "invalid_request",
+    "invalid_client",
+    "invalid_scope",
+    "invalid_grant",
+    "unsupported_grant_type",
+    "unauthorized_client",
+    "unknown_user_id",
+    "invalid_binding_message",
+    "expired_login_hint_token",
+    "access_denied",
+    "authorization_pending",
+    "slow_down",
+    "expired_token",
+    "transaction_failed",
+    "temporarily_unavailable",
+    "server_error",
+    "not_found",
+    "method_not_allowed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "Not_Found_Entity",
+];
+
+/// Operator call kinds (the `call` label).
+pub const OPERATOR_CALLS: &[&str] = &["bc_authorize", "token", "metadata", "jwks"];
+/// Operator error kinds (the `kind` label).
+pub const OPERATOR_ERROR_KINDS: &[&str] =
+    &["connect", "timeout", "http_5xx", "http_other", "bad_answer", "oauth_error", "token_invalid"];
+
+/// All handles.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: HashMap<(Endpoint, &'static str), IntCounter>,
+    request_seconds: HashMap<Endpoint, Histogram>,
+    /// Operator call latency by operator and call.
+    pub operator_seconds: HistogramVec,
+    /// Operator call failures by operator and kind.
+    pub operator_errors: IntCounterVec,
+    /// Transactions by state (this instance's view).
+    pub transactions: IntGaugeVec,
+    /// Transactions started, by operator and route source.
+    pub transactions_started: IntCounterVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// Registers every metric in `registry`; `operators` are the configured operator ids.
+    pub fn register(registry: Registry, operators: &[String]) -> Result<Self, prometheus::Error> {
+        let requests_vec = IntCounterVec::new(
+            Opts::new(
+                "mcgate_http_requests_total",
+                "RP-facing requests by endpoint and outcome (ok or OAuth error code)",
+            ),
+            &["endpoint", "outcome"],
+        )?;
+        registry.register(Box::new(requests_vec.clone()))?;
+        let seconds_vec = HistogramVec::new(
+            HistogramOpts::new("mcgate_http_request_duration_seconds", "RP-facing request latency")
+                .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            &["endpoint"],
+        )?;
+        registry.register(Box::new(seconds_vec.clone()))?;
+        let operator_seconds = HistogramVec::new(
+            HistogramOpts::new("mcgate_operator_request_duration_seconds", "Latency of calls to operator backends")
+                .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["operator", "call"],
+        )?;
+        registry.register(Box::new(operator_seconds.clone()))?;
+        let operator_errors = IntCounterVec::new(
+            Opts::new("mcgate_operator_errors_total", "Failed calls to operator backends by kind"),
+            &["operator", "kind"],
+        )?;
+        registry.register(Box::new(operator_errors.clone()))?;
+        let transactions =
+            IntGaugeVec::new(Opts::new("mcgate_transactions", "Transactions held, by state"), &["state"])?;
+        registry.register(Box::new(transactions.clone()))?;
+        let transactions_started = IntCounterVec::new(
+            Opts::new("mcgate_transactions_started_total", "Transactions started, by operator and route source"),
+            &["operator", "source"],
+        )?;
+        registry.register(Box::new(transactions_started.clone()))?;
+        let build = IntGauge::with_opts(
+            Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION")),
+        )?;
+        build.set(1);
+        registry.register(Box::new(build))?;
+
+        let mut requests = HashMap::new();
+        let mut request_seconds = HashMap::new();
+        for e in Endpoint::ALL {
+            for o in OUTCOMES {
+                requests.insert((e, *o), requests_vec.with_label_values(&[e.as_str(), o]));
+            }
+            request_seconds.insert(e, seconds_vec.with_label_values(&[e.as_str()]));
+        }
+        for s in crate::flow::TxState::ALL_LABELS {
+            transactions.with_label_values(&[s]).set(0);
+        }
+        for op in operators {
+            for c in OPERATOR_CALLS {
+                let _ = operator_seconds.with_label_values(&[op.as_str(), c]);
+            }
+            for k in OPERATOR_ERROR_KINDS {
+                let _ = operator_errors.with_label_values(&[op.as_str(), k]);
+            }
+        }
+        Ok(Self {
+            registry,
+            requests,
+            request_seconds,
+            operator_seconds,
+            operator_errors,
+            transactions,
+            transactions_started,
+        })
+    }
+
+    /// Counts one request and its latency.
+    pub fn observe_request(&self, endpoint: Endpoint, outcome: &str, seconds: f64) {
+        let key = OUTCOMES.iter().find(|o| **o == outcome).copied().unwrap_or("server_error");
+        if let Some(c) = self.requests.get(&(endpoint, key)) {
+            c.inc();
+        }
+        if let Some(h) = self.request_seconds.get(&endpoint) {
+            h.observe(seconds);
+        }
+    }
+
+    /// A transaction moved from `from` to `to` (either may be absent: created / dropped).
+    pub fn transition(&self, from: Option<&str>, to: Option<&str>) {
+        if let Some(f) = from {
+            self.transactions.with_label_values(&[f]).dec();
+        }
+        if let Some(t) = to {
+            self.transactions.with_label_values(&[t]).inc();
+        }
+    }
+
+    /// Prometheus text exposition of everything registered.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(16 * 1024);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}

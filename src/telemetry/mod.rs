@@ -1,0 +1,8 @@
+//! Observability: Prometheus metric handles ([`metrics`]) and structured logs ([`logging`]).
+//! Labels come only from closed sets (endpoint, outcome, operator id, state, error kind): never
+//! an MSISDN, a token or a secret.
+
+pub mod logging;
+pub mod metrics;
+
+pub use metrics::Metrics;
