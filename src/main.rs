@@ -13,6 +13,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// mimalloc: the request path allocates many small, short-lived buffers (headers, form fields,
+/// JSON); with glibc's malloc the gateway spent ~25 % more CPU per request under load.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "mcgate", version, about = "Mobile Connect aggregator gateway")]
 struct Cli {

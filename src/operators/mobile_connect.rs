@@ -172,10 +172,13 @@ impl OperatorBackend for MobileConnectCiba {
             self.metrics.error("connect");
             PushError::Unavailable(format!("metadata: {e}"))
         })?;
+        let mut login_hint = String::with_capacity(24);
+        login_hint.push_str("MSISDN:");
+        login_hint.push_str(itoa::Buffer::new().format(req.msisdn.value()));
         let form = {
             let mut form = form_urlencoded::Serializer::new(String::with_capacity(256));
             form.append_pair("scope", "openid mc_authn")
-                .append_pair("login_hint", &format!("MSISDN:{}", req.msisdn.digits()))
+                .append_pair("login_hint", &login_hint)
                 .append_pair("acr_values", req.acr_values)
                 .append_pair("requested_expiry", &req.requested_expiry_s.to_string());
             if let Some(b) = req.binding_message {

@@ -18,7 +18,7 @@ use http_body_util::Full;
 pub async fn handle(
     gw: &Gateway,
     headers: &HeaderMap,
-    form: &Params,
+    form: &Params<'_>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
     let client = gw.clients.authenticate(headers, form)?;

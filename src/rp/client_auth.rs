@@ -9,7 +9,6 @@ use crate::config::ClientConfig;
 use crate::discovery::OperatorIndex;
 use base64::Engine;
 use http::{header, HeaderMap};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use subtle::ConstantTimeEq;
 
@@ -71,16 +70,19 @@ impl RegisteredClient {
     }
 
     fn secret_matches(&self, secret: &str) -> bool {
-        let h: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        // aws-lc's SHA-256 uses the CPU's SHA extensions: this runs on every CIBA poll.
+        let d = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, secret.as_bytes());
+        let mut h = [0u8; 32];
+        h.copy_from_slice(d.as_ref());
         // Check every hash so timing does not reveal which one matched.
         self.secret_hashes.iter().fold(false, |ok, want| ok | bool::from(want.ct_eq(&h)))
     }
 }
 
 /// Clients by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientRegistry {
-    clients: HashMap<String, RegisteredClient>,
+    clients: HashMap<String, RegisteredClient, foldhash::fast::RandomState>,
 }
 
 impl ClientRegistry {
@@ -95,7 +97,7 @@ impl ClientRegistry {
     }
 
     /// Authenticates the request's client from its `Authorization` header and form.
-    pub fn authenticate(&self, headers: &HeaderMap, form: &Params) -> Result<&RegisteredClient, RpError> {
+    pub fn authenticate(&self, headers: &HeaderMap, form: &Params<'_>) -> Result<&RegisteredClient, RpError> {
         let basic = parse_basic(headers)?;
         let post_secret = form.get("client_secret");
         let (id, secret, method) = match (basic, post_secret) {
@@ -125,6 +127,12 @@ impl ClientRegistry {
     }
 }
 
+impl Default for ClientRegistry {
+    fn default() -> Self {
+        Self::new([])
+    }
+}
+
 /// `Authorization: Basic` credentials (form-urlencoded id and secret, RFC 6749 §2.3.1).
 pub fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, RpError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
@@ -141,8 +149,12 @@ pub fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, RpEr
     let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad.clone())?;
     let raw = String::from_utf8(raw).map_err(|_| bad.clone())?;
     let (id, secret) = raw.split_once(':').ok_or(bad.clone())?;
-    let dec =
-        |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned());
+    let dec = |s: &str| -> Result<String, ()> {
+        if !s.contains(['%', '+']) {
+            return Ok(s.to_owned());
+        }
+        percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned()).map_err(|_| ())
+    };
     Ok(Some((dec(id).map_err(|_| bad.clone())?, dec(secret).map_err(|_| bad)?)))
 }
 

@@ -16,7 +16,12 @@ use http_body_util::Full;
 use serde_json::json;
 
 /// `/v2/discovery`, GET query or POST form (already merged into `form`).
-pub async fn handle(gw: &Gateway, headers: &HeaderMap, form: &Params, log: &mut RequestLog) -> Response<Full<Bytes>> {
+pub async fn handle(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    form: &Params<'_>,
+    log: &mut RequestLog,
+) -> Response<Full<Bytes>> {
     let correlation_id = form.get("correlation_id").map(|c| c.chars().take(128).collect::<String>());
     match discover(gw, headers, form, log, correlation_id.as_deref()) {
         Ok(r) => r,
@@ -66,7 +71,7 @@ impl From<RpError> for DiscoveryError {
 fn discover(
     gw: &Gateway,
     headers: &HeaderMap,
-    form: &Params,
+    form: &Params<'_>,
     log: &mut RequestLog,
     correlation_id: Option<&str>,
 ) -> Result<Response<Full<Bytes>>, DiscoveryError> {
@@ -105,7 +110,7 @@ fn discover(
 }
 
 /// `Selected-MCC`/`Selected-MNC` or `Identified-MCC`/`Identified-MNC` as "MCC-MNC".
-fn selected_mcc_mnc(form: &Params) -> Result<Option<String>, RpError> {
+fn selected_mcc_mnc(form: &Params<'_>) -> Result<Option<String>, RpError> {
     for (mcc, mnc) in [("Selected-MCC", "Selected-MNC"), ("Identified-MCC", "Identified-MNC")] {
         match (form.get(mcc), form.get(mnc)) {
             (Some(c), Some(n))
@@ -170,7 +175,7 @@ fn enc(s: &str) -> String {
 
 /// `/v2/discovery/operator-selection`: without `mcc_mnc`, an HTML list of operators; with it,
 /// a redirect to the client's registered `Redirect_URL` (never anywhere else).
-pub fn operator_selection(gw: &Gateway, query: &Params) -> Response<Full<Bytes>> {
+pub fn operator_selection(gw: &Gateway, query: &Params<'_>) -> Response<Full<Bytes>> {
     let client = query.get("client_id").and_then(|c| gw.clients.get(c));
     let redirect = query.get("Redirect_URL");
     let Some((client, redirect)) = client.zip(redirect).filter(|(c, r)| c.redirect_uris.iter().any(|u| u == r)) else {

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Request};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use std::borrow::Cow;
 
 /// Most fields accepted in one form.
 pub const MAX_FIELDS: usize = 100;
@@ -46,36 +47,77 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), RpError> {
     }
 }
 
-/// Decoded parameters, in order.
+/// Decoded parameters, in order, borrowing from the body where no decoding was needed.
 #[derive(Debug, Default)]
-pub struct Params {
-    pairs: Vec<(String, String)>,
+pub struct Params<'a> {
+    pairs: Vec<(Cow<'a, str>, Cow<'a, str>)>,
 }
 
-impl Params {
+impl<'a> Params<'a> {
     /// Parses `a=b&c=d`; a repeated name or more than [`MAX_FIELDS`] fields is `invalid_request`.
-    pub fn parse(raw: &[u8]) -> Result<Self, RpError> {
-        let mut pairs: Vec<(String, String)> = Vec::with_capacity(16);
-        for (k, v) in form_urlencoded::parse(raw) {
+    pub fn parse(raw: &'a [u8]) -> Result<Self, RpError> {
+        let mut pairs: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(16);
+        for field in raw.split(|b| *b == b'&').filter(|f| !f.is_empty()) {
+            let (k, v) = match field.iter().position(|b| *b == b'=') {
+                Some(i) => (&field[..i], &field[i + 1..]),
+                None => (field, &field[field.len()..]),
+            };
+            let (k, v) = (decode(k)?, decode(v)?);
             if pairs.len() == MAX_FIELDS {
                 return Err(RpError::invalid_request("too many parameters"));
             }
             if pairs.iter().any(|(n, _)| *n == k) {
                 return Err(RpError::InvalidRequest(format!("parameter {} is repeated", printable(&k)).into()));
             }
-            pairs.push((k.into_owned(), v.into_owned()));
+            pairs.push((k, v));
         }
         Ok(Self { pairs })
     }
 
     /// A parameter's value; empty values count as absent (RFC 6749 §3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty())
+        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref()).filter(|v| !v.is_empty())
     }
 
     /// A required parameter.
     pub fn require(&self, name: &'static str) -> Result<&str, RpError> {
         self.get(name).ok_or_else(|| RpError::InvalidRequest(format!("{name} is required").into()))
+    }
+}
+
+/// Decodes one `application/x-www-form-urlencoded` component (`+` is a space, `%XX` a byte),
+/// borrowing when there is nothing to decode; the result must be UTF-8.
+fn decode(raw: &[u8]) -> Result<Cow<'_, str>, RpError> {
+    let bad = || RpError::invalid_request("form body is not valid UTF-8");
+    let Some(first) = memchr::memchr2(b'%', b'+', raw) else {
+        return std::str::from_utf8(raw).map(Cow::Borrowed).map_err(|_| bad());
+    };
+    let mut out = Vec::with_capacity(raw.len());
+    out.extend_from_slice(&raw[..first]);
+    let mut i = first;
+    while i < raw.len() {
+        match raw[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (raw.get(i + 1).and_then(|b| hex(*b)), raw.get(i + 2).and_then(|b| hex(*b))) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| bad())
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
     }
 }
 
@@ -100,6 +142,18 @@ mod tests {
         assert_eq!(p.get("a"), Some("1"));
         assert_eq!(p.get("b"), None);
         assert_eq!(p.get("c"), Some("x y"));
+    }
+
+    #[test]
+    fn decoding_matches_the_form_encoding_rules() {
+        let p = Params::parse(b"a=x+y%2Bz&b=%E2%82%AC&c=100%&d=%zz&e").unwrap();
+        assert_eq!(p.get("a"), Some("x y+z"));
+        assert_eq!(p.get("b"), Some("\u{20ac}"));
+        assert_eq!(p.get("c"), Some("100%"), "a lone % stays literal");
+        assert_eq!(p.get("d"), Some("%zz"));
+        assert_eq!(p.get("e"), None);
+        assert!(Params::parse(b"a=%FF").is_err(), "not UTF-8");
+        assert!(Params::parse(b"a=1&&b=2").is_ok());
     }
 
     #[test]

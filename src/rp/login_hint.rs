@@ -32,6 +32,10 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 /// Checks a binding message: at most `max_chars` characters, all printable, none of the
 /// control, bidi-override or line-separator characters that could disguise what is shown.
 pub fn check_binding_message(msg: &str, max_chars: usize) -> Result<(), RpError> {
+    // Fast path: printable ASCII only (the common case) has nothing to look for.
+    if msg.len() <= max_chars && msg.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        return Ok(());
+    }
     let count = msg.chars().count();
     if count > max_chars {
         return Err(RpError::InvalidBindingMessage(

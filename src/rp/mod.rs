@@ -52,10 +52,22 @@ impl RpService {
     }
 }
 
+impl RpService {
+    /// `<instance>-<counter>`: unique per instance, cheap (no formatting machinery).
+    fn next_request_id(&self) -> String {
+        let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(self.instance.len() + 21);
+        id.push_str(&self.instance);
+        id.push('-');
+        id.push_str(itoa::Buffer::new().format(n));
+        id
+    }
+}
+
 impl Handler for RpService {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
         let started = tokio::time::Instant::now();
-        let request_id = format!("{}-{}", self.instance, self.request_ids.fetch_add(1, Ordering::Relaxed));
+        let request_id = self.next_request_id();
         let method = req.method().clone();
         let mut log = RequestLog::default();
         let (endpoint, result) = route(&self.gw, req, &mut log).await;
@@ -119,11 +131,17 @@ async fn route(
         (Endpoint::Metadata, &Method::GET) => Ok(error::public_json(gw.metadata_json.clone(), 3600)),
         (Endpoint::Jwks, &Method::GET) => Ok(error::public_json(gw.tokens.keys.jwks_json(), 300)),
         (Endpoint::BcAuthorize, &Method::POST) => match read_form(gw, req).await {
-            Ok((parts, form)) => bc_authorize::handle(gw, &parts.headers, &form, log).await,
+            Ok((parts, body)) => match Params::parse(&body) {
+                Ok(form) => bc_authorize::handle(gw, &parts.headers, &form, log).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
         (Endpoint::Token, &Method::POST) => match read_form(gw, req).await {
-            Ok((parts, form)) => token::handle(gw, &parts.headers, &form, log).await,
+            Ok((parts, body)) => match Params::parse(&body) {
+                Ok(form) => token::handle(gw, &parts.headers, &form, log).await,
+                Err(e) => Err(e),
+            },
             Err(e) => Err(e),
         },
         (Endpoint::Discovery, &Method::GET) if req.uri().path().ends_with("/operator-selection") => {
@@ -135,7 +153,10 @@ async fn route(
         },
         (Endpoint::Discovery, &Method::POST) if !req.uri().path().ends_with("/operator-selection") => {
             match read_form(gw, req).await {
-                Ok((parts, form)) => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
+                Ok((parts, body)) => match Params::parse(&body) {
+                    Ok(form) => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             }
         }
@@ -146,8 +167,7 @@ async fn route(
     (endpoint, result)
 }
 
-async fn read_form(gw: &Gateway, req: Request<Incoming>) -> Result<(http::request::Parts, Params), RpError> {
+async fn read_form(gw: &Gateway, req: Request<Incoming>) -> Result<(http::request::Parts, Bytes), RpError> {
     form::require_form(req.headers())?;
-    let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
-    Ok((parts, Params::parse(&body)?))
+    form::read_body(req, gw.max_body_bytes).await
 }

@@ -24,7 +24,7 @@ const CAS_ATTEMPTS: usize = 4;
 pub async fn handle(
     gw: &Gateway,
     headers: &HeaderMap,
-    form: &Params,
+    form: &Params<'_>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
     let client = gw.clients.authenticate(headers, form)?;

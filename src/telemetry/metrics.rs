@@ -78,8 +78,8 @@ pub const OPERATOR_ERROR_KINDS: &[&str] =
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    requests: HashMap<(Endpoint, &'static str), IntCounter>,
-    request_seconds: HashMap<Endpoint, Histogram>,
+    requests: HashMap<(Endpoint, &'static str), IntCounter, foldhash::fast::RandomState>,
+    request_seconds: HashMap<Endpoint, Histogram, foldhash::fast::RandomState>,
     /// Operator call latency by operator and call.
     pub operator_seconds: HistogramVec,
     /// Operator call failures by operator and kind.
@@ -138,8 +138,8 @@ impl Metrics {
         build.set(1);
         registry.register(Box::new(build))?;
 
-        let mut requests = HashMap::new();
-        let mut request_seconds = HashMap::new();
+        let mut requests = HashMap::default();
+        let mut request_seconds = HashMap::default();
         for e in Endpoint::ALL {
             for o in OUTCOMES {
                 requests.insert((e, *o), requests_vec.with_label_values(&[e.as_str(), o]));
