@@ -89,6 +89,7 @@ pub struct Demo {
     shutdown: watch::Sender<bool>,
     admin: Arc<AdminService>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _log_guard: crate::telemetry::logging::LogGuard,
 }
 
 impl Demo {
@@ -149,7 +150,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     }
     config::validate(&cfg, Path::new("."), ValidateOptions { check_environment: false })?;
     let log = &cfg.log;
-    crate::telemetry::logging::init(&log.level, &log.format);
+    let log_guard = crate::telemetry::logging::init(&log.level, &log.format);
     let loaded = config::LoadedConfig { config: cfg, base_dir: ".".into() };
 
     let tls = TlsMaterial::generate_self_signed().map_err(|e| DemoError::Io(e.to_string()))?;
@@ -182,6 +183,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         shutdown,
         admin,
         task,
+        _log_guard: log_guard,
     })
 }
 
@@ -245,13 +247,13 @@ pub fn instructions(demo: &Demo, ca: &Path) -> String {
         (7, "approves with PIN (ask acr_values=3)"),
     ];
     let _ = writeln!(s, "  Test MSISDNs (the last digit scripts the simulated person):");
-    let _ = write!(s, "  {:<38}", "outcome");
+    let _ = write!(s, "  {:<44}", "outcome");
     for o in &gw.operator_info {
         let _ = write!(s, "{:<14}", o.id);
     }
     let _ = writeln!(s);
     for (d, what) in outcomes {
-        let _ = write!(s, "  {:<38}", format!("…{d} {what}"));
+        let _ = write!(s, "  {:<44}", format!("…{d} {what}"));
         for o in &gw.operator_info {
             let m = test_msisdn(gw, &o.id, d).map(|m| m.digits()).unwrap_or_else(|| "-".into());
             let _ = write!(s, "{m:<14}");

@@ -149,7 +149,7 @@ fn serve(path: PathBuf) -> Result<(), String> {
     let loaded = config::load(&path, ValidateOptions { check_environment: true })
         .map_err(|e| format!("{}:\n{e}", path.display()))?;
     let cfg = &loaded.config;
-    mcgate::telemetry::logging::init(&cfg.log.level, &cfg.log.format);
+    let _log = mcgate::telemetry::logging::init(&cfg.log.level, &cfg.log.format);
     let addr = |s: &str| s.parse::<SocketAddr>().map_err(|e| e.to_string());
     let public = bind(addr(&cfg.server.listen)?).map_err(|e| format!("bind {}: {e}", cfg.server.listen))?;
     let plain = cfg
@@ -207,7 +207,7 @@ fn sim(
     let var = env.unwrap_or_else(|| format!("MCGATE_{}_SECRET", operator.to_uppercase()));
     let secret = std::env::var(&var)
         .map_err(|_| format!("environment variable {var} (the gateway's client secret) is not set"))?;
-    mcgate::telemetry::logging::init("info", "text");
+    let _log = mcgate::telemetry::logging::init("info", "text");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         let (tx, rx) = tokio::sync::watch::channel(false);

@@ -160,6 +160,31 @@ pub struct Transaction {
 }
 
 impl Transaction {
+    /// A pending push transaction for unit tests: `id`, created at `now` ms, 300 s to answer,
+    /// operator poll due after 2 s.
+    #[cfg(test)]
+    pub fn sample(id: &str, now: u64) -> Self {
+        Transaction {
+            id: id.into(),
+            client_id: "rp".into(),
+            msisdn: 34600000001,
+            operator: "movistar".into(),
+            route_source: "prefix".into(),
+            channel: Channel::Push,
+            state: TxState::PendingPush,
+            scope: "openid".into(),
+            acr_floor: 2,
+            binding_message: None,
+            created_at_ms: now,
+            expires_at_ms: now + 300_000,
+            interval_s: 5,
+            next_poll_at_ms: now + 5_000,
+            push_deadline_ms: now + 60_000,
+            operator_ref: Some(OperatorRef { auth_req_id: "op".into(), interval_s: 2, next_poll_at_ms: now + 2_000 }),
+            result: None,
+        }
+    }
+
     /// When the store may forget this transaction, ms.
     pub fn retain_until_ms(&self, retention_ms: u64) -> u64 {
         self.expires_at_ms.saturating_add(retention_ms)

@@ -116,28 +116,9 @@ pub fn apply_operator_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::flow::{Channel, OperatorRef};
 
     fn tx(now: u64) -> Transaction {
-        Transaction {
-            id: "id".into(),
-            client_id: "rp".into(),
-            msisdn: 34600000001,
-            operator: "movistar".into(),
-            route_source: "prefix".into(),
-            channel: Channel::Push,
-            state: TxState::PendingPush,
-            scope: "openid".into(),
-            acr_floor: 2,
-            binding_message: None,
-            created_at_ms: now,
-            expires_at_ms: now + 300_000,
-            interval_s: 5,
-            next_poll_at_ms: now + 5_000,
-            push_deadline_ms: now + 60_000,
-            operator_ref: Some(OperatorRef { auth_req_id: "op".into(), interval_s: 2, next_poll_at_ms: now + 2_000 }),
-            result: None,
-        }
+        Transaction::sample("id", now)
     }
 
     #[test]

@@ -19,8 +19,56 @@ pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<B
 /// Largest operator answer read, bytes.
 pub const MAX_OPERATOR_BODY: usize = 256 * 1024;
 
+/// HTTPS-or-HTTP connector with verified certificates.
+pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
+
 /// Builds a client; `extra_ca` is a PEM bundle trusted in addition to the public roots.
 pub fn build_client(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<HttpClient, String> {
+    Ok(client_from(build_connector(connect_timeout, extra_ca)?))
+}
+
+/// A pooled client over `connector` (its own, empty pool).
+pub fn client_from(connector: Connector) -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(1024)
+        .build(connector)
+}
+
+/// One pool per worker thread. A pooled connection is driven by a task on the runtime that
+/// opened it; with one runtime per core, sharing a pool would make most requests wake another
+/// thread (and wait for it). Each thread lazily gets its own client over the shared connector.
+pub struct PerThreadClient {
+    id: u64,
+    connector: Connector,
+}
+
+impl PerThreadClient {
+    /// A per-thread client family over one connector configuration.
+    pub fn new(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<Self, String> {
+        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Self { id, connector: build_connector(connect_timeout, extra_ca)? })
+    }
+
+    /// This thread's client.
+    pub fn get(&self) -> HttpClient {
+        thread_local! {
+            static CLIENTS: std::cell::RefCell<Vec<(u64, HttpClient)>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        CLIENTS.with(|clients| {
+            let mut clients = clients.borrow_mut();
+            if let Some((_, c)) = clients.iter().find(|(id, _)| *id == self.id) {
+                return c.clone();
+            }
+            let c = client_from(self.connector.clone());
+            clients.push((self.id, c.clone()));
+            c
+        })
+    }
+}
+
+fn build_connector(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<Connector, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_ca {
@@ -39,15 +87,11 @@ pub fn build_client(connect_timeout: Duration, extra_ca: Option<&Path>) -> Resul
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
-        .pool_max_idle_per_host(1024)
-        .build(https))
+        .wrap_connector(http))
 }
 
 /// An operator answer.

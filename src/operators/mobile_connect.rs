@@ -3,7 +3,7 @@
 //! `interval`/`slow_down`, and verification of the ID token it returns. Operator error codes are
 //! mapped to the flow's classes here and nowhere else.
 
-use super::http::{call, CallError, HttpClient};
+use super::http::{call, CallError, PerThreadClient};
 use super::id_token::{verify, TokenPolicy, TokenRejected};
 use super::metadata::{MetadataCache, PinnedEndpoints};
 use super::{OperatorBackend, PushError, PushRequest, PushStarted};
@@ -49,7 +49,7 @@ pub struct MobileConnectCiba {
     id: String,
     push: bool,
     push_timeout_s: u64,
-    client: HttpClient,
+    clients: PerThreadClient,
     basic_auth: HeaderValue,
     call_timeout: Duration,
     metadata: MetadataCache,
@@ -88,8 +88,9 @@ impl MobileConnectCiba {
     ) -> Result<Self, AdapterError> {
         let err = |message: String| AdapterError { operator: cfg.id.clone(), message };
         let ca = cfg.tls_ca_file.as_ref().map(|p| base_dir.join(p));
-        let client =
-            super::http::build_client(Duration::from_millis(cfg.connect_timeout_ms), ca.as_deref()).map_err(err)?;
+        let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
+        let clients = PerThreadClient::new(connect_timeout, ca.as_deref()).map_err(err)?;
+        let client = super::http::build_client(connect_timeout, ca.as_deref()).map_err(err)?;
         let algorithms = cfg
             .id_token_algs
             .iter()
@@ -125,7 +126,7 @@ impl MobileConnectCiba {
             id: cfg.id.clone(),
             push: cfg.push,
             push_timeout_s: cfg.push_timeout_s,
-            client,
+            clients,
             basic_auth,
             call_timeout,
             metadata,
@@ -189,7 +190,7 @@ impl OperatorBackend for MobileConnectCiba {
         let request =
             self.form_request(&endpoints.backchannel, form).map_err(|e| PushError::Rejected(e.to_string()))?;
         let started = Instant::now();
-        let result = call(&self.client, request, self.call_timeout).await;
+        let result = call(&self.clients.get(), request, self.call_timeout).await;
         self.metrics.bc_seconds.observe(started.elapsed().as_secs_f64());
         let resp = result.map_err(|e| {
             self.metrics.error(e.kind());
@@ -248,7 +249,7 @@ impl OperatorBackend for MobileConnectCiba {
             return OperatorAnswer::Failed(FailReason::OperatorError);
         };
         let started = Instant::now();
-        let result = call(&self.client, request, self.call_timeout).await;
+        let result = call(&self.clients.get(), request, self.call_timeout).await;
         self.metrics.token_seconds.observe(started.elapsed().as_secs_f64());
         let resp = match result {
             Ok(r) => r,

@@ -142,29 +142,11 @@ impl Store for MemoryStore {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::flow::{Channel, TxState};
+    use crate::flow::TxState;
     use std::sync::Arc;
 
     fn tx(id: &str) -> Transaction {
-        Transaction {
-            id: id.into(),
-            client_id: "rp".into(),
-            msisdn: 34600000001,
-            operator: "op".into(),
-            route_source: "prefix".into(),
-            channel: Channel::Push,
-            state: TxState::PendingPush,
-            scope: "openid".into(),
-            acr_floor: 2,
-            binding_message: None,
-            created_at_ms: 0,
-            expires_at_ms: 1_000,
-            interval_s: 5,
-            next_poll_at_ms: 0,
-            push_deadline_ms: 1_000,
-            operator_ref: None,
-            result: None,
-        }
+        Transaction::sample(id, 0)
     }
 
     #[tokio::test]
