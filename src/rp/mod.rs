@@ -113,61 +113,89 @@ fn outcome_of(resp: &Response<Full<Bytes>>) -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
 
+/// The paths the public listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Metadata,
+    Jwks,
+    BcAuthorize,
+    Token,
+    Discovery,
+    OperatorSelection,
+}
+
+impl Route {
+    fn of(path: &str) -> Option<Self> {
+        Some(match path {
+            "/.well-known/openid-configuration" => Self::Metadata,
+            "/jwks" => Self::Jwks,
+            "/bc-authorize" => Self::BcAuthorize,
+            "/token" => Self::Token,
+            "/v2/discovery" => Self::Discovery,
+            "/v2/discovery/operator-selection" => Self::OperatorSelection,
+            _ => return None,
+        })
+    }
+
+    fn endpoint(self) -> Endpoint {
+        match self {
+            Self::Metadata => Endpoint::Metadata,
+            Self::Jwks => Endpoint::Jwks,
+            Self::BcAuthorize => Endpoint::BcAuthorize,
+            Self::Token => Endpoint::Token,
+            Self::Discovery | Self::OperatorSelection => Endpoint::Discovery,
+        }
+    }
+
+    /// The `Allow` header for a wrong method.
+    fn allow(self) -> &'static str {
+        match self {
+            Self::BcAuthorize | Self::Token => "POST",
+            Self::Discovery => "GET, POST",
+            Self::Metadata | Self::Jwks | Self::OperatorSelection => "GET",
+        }
+    }
+}
+
 async fn route(
     gw: &Gateway,
     req: Request<Incoming>,
     log: &mut RequestLog,
 ) -> (Endpoint, Result<Response<Full<Bytes>>, RpError>) {
-    let path = req.uri().path();
-    let endpoint = match path {
-        "/.well-known/openid-configuration" => Endpoint::Metadata,
-        "/jwks" => Endpoint::Jwks,
-        "/bc-authorize" => Endpoint::BcAuthorize,
-        "/token" => Endpoint::Token,
-        "/v2/discovery" | "/v2/discovery/operator-selection" => Endpoint::Discovery,
-        _ => return (Endpoint::Other, Err(RpError::NotFound)),
-    };
-    let result = match (endpoint, req.method()) {
-        (Endpoint::Metadata, &Method::GET) => Ok(error::public_json(gw.metadata_json.clone(), 3600)),
-        (Endpoint::Jwks, &Method::GET) => Ok(error::public_json(gw.tokens.keys.jwks_json(), 300)),
-        (Endpoint::BcAuthorize, &Method::POST) => match read_form(gw, req).await {
-            Ok((parts, body)) => match Params::parse(&body) {
-                Ok(form) => bc_authorize::handle(gw, &parts.headers, &form, log).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
-        (Endpoint::Token, &Method::POST) => match read_form(gw, req).await {
-            Ok((parts, body)) => match Params::parse(&body) {
-                Ok(form) => token::handle(gw, &parts.headers, &form, log).await,
-                Err(e) => Err(e),
-            },
-            Err(e) => Err(e),
-        },
-        (Endpoint::Discovery, &Method::GET) if req.uri().path().ends_with("/operator-selection") => {
-            Params::parse(req.uri().query().unwrap_or("").as_bytes()).map(|q| discovery_api::operator_selection(gw, &q))
-        }
-        (Endpoint::Discovery, &Method::GET) => match Params::parse(req.uri().query().unwrap_or("").as_bytes()) {
-            Ok(q) => Ok(discovery_api::handle(gw, req.headers(), &q, log).await),
-            Err(e) => Err(e),
-        },
-        (Endpoint::Discovery, &Method::POST) if !req.uri().path().ends_with("/operator-selection") => {
-            match read_form(gw, req).await {
-                Ok((parts, body)) => match Params::parse(&body) {
-                    Ok(form) => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
-            }
-        }
-        (Endpoint::BcAuthorize | Endpoint::Token, _) => Err(RpError::MethodNotAllowed("POST")),
-        (Endpoint::Discovery, _) => Err(RpError::MethodNotAllowed("GET, POST")),
-        _ => Err(RpError::MethodNotAllowed("GET")),
-    };
-    (endpoint, result)
+    match Route::of(req.uri().path()) {
+        Some(route) => (route.endpoint(), dispatch(gw, route, req, log).await),
+        None => (Endpoint::Other, Err(RpError::NotFound)),
+    }
 }
 
-async fn read_form(gw: &Gateway, req: Request<Incoming>) -> Result<(http::request::Parts, Bytes), RpError> {
-    form::require_form(req.headers())?;
-    form::read_body(req, gw.max_body_bytes).await
+async fn dispatch(
+    gw: &Gateway,
+    route: Route,
+    req: Request<Incoming>,
+    log: &mut RequestLog,
+) -> Result<Response<Full<Bytes>>, RpError> {
+    let query = |req: &Request<Incoming>| req.uri().query().unwrap_or("").as_bytes().to_vec();
+    match (route, req.method()) {
+        (Route::Metadata, &Method::GET) => Ok(error::public_json(gw.metadata_json.clone(), 3600)),
+        (Route::Jwks, &Method::GET) => Ok(error::public_json(gw.tokens.keys.jwks_json(), 300)),
+        (Route::OperatorSelection, &Method::GET) => {
+            let raw = query(&req);
+            Ok(discovery_api::operator_selection(gw, &Params::parse(&raw)?))
+        }
+        (Route::Discovery, &Method::GET) => {
+            let raw = query(&req);
+            Ok(discovery_api::handle(gw, req.headers(), &Params::parse(&raw)?, log).await)
+        }
+        (Route::BcAuthorize | Route::Token | Route::Discovery, &Method::POST) => {
+            form::require_form(req.headers())?;
+            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let form = Params::parse(&body)?;
+            match route {
+                Route::BcAuthorize => bc_authorize::handle(gw, &parts.headers, &form, log).await,
+                Route::Token => token::handle(gw, &parts.headers, &form, log).await,
+                _ => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
+            }
+        }
+        (route, _) => Err(RpError::MethodNotAllowed(route.allow())),
+    }
 }
