@@ -282,7 +282,7 @@ impl fmt::Debug for Msisdn {
 }
 
 /// `POW10[i] = 10^i`, up to the largest power of ten in a `u64`.
-const POW10: [u64; 20] = {
+pub(crate) const POW10: [u64; 20] = {
     let mut table = [1u64; 20];
     let mut i = 1;
     while i < 20 {

@@ -31,16 +31,7 @@ use crate::msisdn::Msisdn;
 /// Most digits a prefix may have: a prefix longer than any E.164 number never matches.
 const MAX_PREFIX_DIGITS: usize = 15;
 
-/// `POW10[i] = 10^i`.
-const POW10: [u64; 16] = {
-    let mut table = [1u64; 16];
-    let mut i = 1;
-    while i < 16 {
-        table[i] = table[i - 1] * 10;
-        i += 1;
-    }
-    table
-};
+use crate::msisdn::POW10;
 
 /// Why a prefix cannot be added. Messages do not repeat the prefix: the caller names it.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
