@@ -22,11 +22,6 @@ pub const MAX_OPERATOR_BODY: usize = 256 * 1024;
 /// HTTPS-or-HTTP connector with verified certificates.
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// Builds a client; `extra_ca` is a PEM bundle trusted in addition to the public roots.
-pub fn build_client(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<HttpClient, String> {
-    Ok(client_from(build_connector(connect_timeout, extra_ca)?))
-}
-
 /// A pooled client over `connector` (its own, empty pool).
 pub fn client_from(connector: Connector) -> HttpClient {
     Client::builder(TokioExecutor::new())
@@ -44,11 +39,17 @@ pub struct PerThreadClient {
 }
 
 impl PerThreadClient {
-    /// A per-thread client family over one connector configuration.
+    /// A per-thread client family over one connector configuration; `extra_ca` is a PEM bundle
+    /// trusted in addition to the public roots.
     pub fn new(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<Self, String> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(Self { id, connector: build_connector(connect_timeout, extra_ca)? })
+    }
+
+    /// A client with a pool of its own, on whichever thread uses it (rare calls: metadata, JWKS).
+    pub fn shared(&self) -> HttpClient {
+        client_from(self.connector.clone())
     }
 
     /// This thread's client.

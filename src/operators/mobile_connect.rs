@@ -90,7 +90,6 @@ impl MobileConnectCiba {
         let ca = cfg.tls_ca_file.as_ref().map(|p| base_dir.join(p));
         let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
         let clients = PerThreadClient::new(connect_timeout, ca.as_deref()).map_err(err)?;
-        let client = super::http::build_client(connect_timeout, ca.as_deref()).map_err(err)?;
         let algorithms = cfg
             .id_token_algs
             .iter()
@@ -112,7 +111,7 @@ impl MobileConnectCiba {
                 token: cfg.token_endpoint.clone(),
                 jwks: cfg.jwks_uri.clone(),
             },
-            client.clone(),
+            clients.shared(),
             clock,
             call_timeout,
             cfg.metadata_ttl_s,

@@ -80,7 +80,7 @@ impl RegisteredClient {
 }
 
 /// Clients by id.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ClientRegistry {
     clients: HashMap<String, RegisteredClient, foldhash::fast::RandomState>,
 }
@@ -124,12 +124,6 @@ impl ClientRegistry {
             return Err(fail);
         }
         Ok(client)
-    }
-}
-
-impl Default for ClientRegistry {
-    fn default() -> Self {
-        Self::new([])
     }
 }
 

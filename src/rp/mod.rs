@@ -113,6 +113,11 @@ fn outcome_of(resp: &Response<Full<Bytes>>) -> &'static str {
 #[derive(Debug, Clone, Copy)]
 pub struct ErrorCode(pub &'static str);
 
+/// The raw query string of a request.
+fn query(req: &Request<Incoming>) -> &[u8] {
+    req.uri().query().unwrap_or("").as_bytes()
+}
+
 /// The paths the public listener serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Route {
@@ -174,17 +179,14 @@ async fn dispatch(
     req: Request<Incoming>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
-    let query = |req: &Request<Incoming>| req.uri().query().unwrap_or("").as_bytes().to_vec();
     match (route, req.method()) {
         (Route::Metadata, &Method::GET) => Ok(error::public_json(gw.metadata_json.clone(), 3600)),
         (Route::Jwks, &Method::GET) => Ok(error::public_json(gw.tokens.keys.jwks_json(), 300)),
         (Route::OperatorSelection, &Method::GET) => {
-            let raw = query(&req);
-            Ok(discovery_api::operator_selection(gw, &Params::parse(&raw)?))
+            Ok(discovery_api::operator_selection(gw, &Params::parse(query(&req))?))
         }
         (Route::Discovery, &Method::GET) => {
-            let raw = query(&req);
-            Ok(discovery_api::handle(gw, req.headers(), &Params::parse(&raw)?, log).await)
+            Ok(discovery_api::handle(gw, req.headers(), &Params::parse(query(&req))?, log).await)
         }
         (Route::BcAuthorize | Route::Token | Route::Discovery, &Method::POST) => {
             form::require_form(req.headers())?;
