@@ -47,10 +47,11 @@ impl FailReason {
 }
 
 /// Transaction state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", content = "reason", rename_all = "snake_case")]
 pub enum TxState {
     /// Waiting for the person to answer the operator's push.
+    #[default]
     PendingPush,
     /// Waiting for the person to answer an SMS (fallback; later work).
     PendingSms,
@@ -89,10 +90,11 @@ impl TxState {
 }
 
 /// Delivery channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// Operator push (Mobile Connect).
+    #[default]
     Push,
     /// SMS fallback.
     Sms,
@@ -121,7 +123,10 @@ pub struct AuthResult {
 }
 
 /// One authentication.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// `Default` exists so constructors can name only what they set (`..Default::default()`); new
+/// optional parts of a flow are added as `Option<…>` fields with `#[serde(default)]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
     /// Gateway auth_req_id (256 random bits, base64url).
     pub id: String,
@@ -181,7 +186,7 @@ impl Transaction {
             next_poll_at_ms: now + 5_000,
             push_deadline_ms: now + 60_000,
             operator_ref: Some(OperatorRef { auth_req_id: "op".into(), interval_s: 2, next_poll_at_ms: now + 2_000 }),
-            result: None,
+            ..Default::default()
         }
     }
 

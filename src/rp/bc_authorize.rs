@@ -93,8 +93,7 @@ pub async fn handle(
         interval_s: gw.ciba.interval_s,
         next_poll_at_ms: now, // the first poll may come at once; then `interval` apart
         push_deadline_ms: now + operator.push_timeout_s().min(expires_in) * 1000,
-        operator_ref: None,
-        result: None,
+        ..Default::default()
     };
     match push {
         Ok(started) => {

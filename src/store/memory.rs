@@ -28,6 +28,7 @@ type FastMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 struct Shard {
     txs: FastMap<Entry>,
     once: FastMap<u64>,
+    values: FastMap<(String, u64)>,
 }
 
 /// The embedded store.
@@ -116,6 +117,24 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn put_if_absent(&self, key: &str, value: &str, until_ms: u64) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut shard = self.shard(key).lock();
+        match shard.values.get(key) {
+            Some((existing, until)) if *until > now => Ok(Some(existing.clone())),
+            _ => {
+                shard.values.insert(key.to_owned(), (value.to_owned(), until_ms));
+                Ok(None)
+            }
+        }
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now_ms();
+        let mut shard = self.shard(key).lock();
+        Ok(shard.values.remove(key).filter(|(_, until)| *until > now).map(|(v, _)| v))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -133,6 +152,7 @@ impl Store for MemoryStore {
                 keep
             });
             shard.once.retain(|_, until| *until > now);
+            shard.values.retain(|_, (_, until)| *until > now);
         }
         Ok(dropped)
     }
@@ -192,5 +212,19 @@ mod tests {
         assert!(!store.remember_once("jti:1", 500).await.unwrap());
         clock.advance_ms(500);
         assert!(store.remember_once("jti:1", 900).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn put_if_absent_keeps_the_first_value_and_take_is_single_use() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = MemoryStore::new(clock.clone());
+        assert_eq!(store.put_if_absent("k", "one", 500).await.unwrap(), None);
+        assert_eq!(store.put_if_absent("k", "two", 500).await.unwrap().as_deref(), Some("one"));
+        assert_eq!(store.take("k").await.unwrap().as_deref(), Some("one"));
+        assert_eq!(store.take("k").await.unwrap(), None);
+        store.put_if_absent("e", "v", 100).await.unwrap();
+        clock.advance_ms(100);
+        assert_eq!(store.take("e").await.unwrap(), None, "expired values are never returned");
+        assert_eq!(store.put_if_absent("e", "w", 900).await.unwrap(), None);
     }
 }

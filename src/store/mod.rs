@@ -63,6 +63,12 @@ pub trait Store: Send + Sync + 'static {
     /// Records `key` until `until_ms`; `true` the first time, `false` if already recorded
     /// (replay guards: `jti`s, codes).
     async fn remember_once(&self, key: &str, until_ms: u64) -> Result<bool, StoreError>;
+    /// Stores `value` under `key` until `until_ms` unless a live value is there already; returns
+    /// `None` when stored, `Some(existing)` otherwise (idempotency keys, aliases).
+    async fn put_if_absent(&self, key: &str, value: &str, until_ms: u64) -> Result<Option<String>, StoreError>;
+    /// Removes and returns the live value under `key`: at most one caller ever gets it
+    /// (single-use codes).
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Drops entries past their retention; returns the state labels of dropped transactions.
