@@ -3,8 +3,10 @@
 //! (so early refusals reach the RP at once), store the transaction and acknowledge with our own
 //! `auth_req_id`. Operator outcomes map per shared/protocol.md §5 (SMS fallback comes later).
 
+use super::client_auth::RegisteredClient;
 use super::error::{json_response, RpError};
 use super::form::Params;
+use super::idempotency::{self, Claim};
 use super::login_hint;
 use super::RequestLog;
 use crate::app::Gateway;
@@ -23,7 +25,51 @@ pub async fn handle(
 ) -> Result<Response<Full<Bytes>>, RpError> {
     let client = gw.clients.authenticate(headers, form)?;
     log.client = Some(client.client_id.clone());
+    let Some(key) = idempotency::key(headers)? else {
+        return start(gw, client, form, log, crate::clock::random_token(32)).await;
+    };
+    // The key lives as long as any transaction it can name.
+    let until = gw.clock.now_ms() + (gw.ciba.max_expiry_s + gw.ciba.terminal_retention_s) * 1000;
+    match idempotency::claim(&*gw.store, &client.client_id, key, &idempotency::fingerprint(form), until).await? {
+        Claim::Replay { tx_id } => replay(gw, &client.client_id, &tx_id).await,
+        Claim::Fresh { store_key, tx_id } => {
+            let result = start(gw, client, form, log, tx_id).await;
+            if result.is_err() {
+                idempotency::release(&*gw.store, &store_key).await;
+            }
+            result
+        }
+    }
+}
 
+/// The acknowledgement of a retried request: the transaction the first attempt started.
+async fn replay(gw: &Gateway, client_id: &str, tx_id: &str) -> Result<Response<Full<Bytes>>, RpError> {
+    let stored = gw
+        .store
+        .get(tx_id)
+        .await
+        .map_err(|e| RpError::TemporarilyUnavailable(format!("transaction store: {e}").into()))?;
+    let Some(tx) = stored.map(|v| v.value).filter(|tx| tx.client_id == client_id) else {
+        // The first attempt is still talking to the operator.
+        return Err(RpError::IdempotencyInFlight);
+    };
+    let expires_in = tx.expires_at_ms.saturating_sub(gw.clock.now_ms()) / 1000;
+    Ok(ack(&tx.id, expires_in, tx.interval_s))
+}
+
+fn ack(auth_req_id: &str, expires_in: u64, interval: u64) -> Response<Full<Bytes>> {
+    let body = serde_json::json!({"auth_req_id": auth_req_id, "expires_in": expires_in, "interval": interval});
+    json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default())
+}
+
+/// Validates the request, starts the push and stores the transaction under `tx_id`.
+async fn start(
+    gw: &Gateway,
+    client: &RegisteredClient,
+    form: &Params<'_>,
+    log: &mut RequestLog,
+    tx_id: String,
+) -> Result<Response<Full<Bytes>>, RpError> {
     // Scope: openid plus only what the client is registered for.
     let scope =
         form.require("scope").map_err(|_| RpError::InvalidScope("scope is required and must include openid".into()))?;
@@ -78,7 +124,7 @@ pub async fn handle(
         .await;
     let now = gw.clock.now_ms();
     let mut tx = Transaction {
-        id: crate::clock::random_token(32),
+        id: tx_id,
         client_id: client.client_id.clone(),
         msisdn: msisdn.value(),
         operator: operator.id().to_owned(),
@@ -133,9 +179,7 @@ pub async fn handle(
     gw.metrics.transition(None, Some(state));
     gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
 
-    let body =
-        serde_json::json!({"auth_req_id": auth_req_id, "expires_in": expires_in, "interval": gw.ciba.interval_s});
-    Ok(json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default()))
+    Ok(ack(&auth_req_id, expires_in, gw.ciba.interval_s))
 }
 
 /// The lowest acceptable acr: the lowest requested value, raised to the client's minimum.

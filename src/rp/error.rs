@@ -62,6 +62,12 @@ pub enum RpError {
     /// CIBA: ended without an answer from the person.
     #[error("transaction_failed: {}", .0.as_str())]
     TransactionFailed(FailReason),
+    /// `Idempotency-Key` reused for a different request (422).
+    #[error("invalid_request: idempotency key reused")]
+    IdempotencyMismatch,
+    /// `Idempotency-Key` of a request still being processed (409).
+    #[error("invalid_request: idempotency key in use")]
+    IdempotencyInFlight,
     /// Unknown path.
     #[error("not_found")]
     NotFound,
@@ -88,7 +94,7 @@ impl RpError {
     /// The OAuth `error` code (also the metric outcome).
     pub fn code(&self) -> &'static str {
         match self {
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidRequest(_) | Self::IdempotencyMismatch | Self::IdempotencyInFlight => "invalid_request",
             Self::InvalidClient { .. } => "invalid_client",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidGrant(_) => "invalid_grant",
@@ -118,6 +124,8 @@ impl RpError {
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
+            Self::IdempotencyMismatch => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyInFlight => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -144,6 +152,10 @@ impl RpError {
             Self::SlowDown => "polled faster than the interval; the interval grew".into(),
             Self::ExpiredToken => "the authentication request expired without an answer".into(),
             Self::TransactionFailed(r) => Cow::Borrowed(r.as_str()),
+            Self::IdempotencyMismatch => "this Idempotency-Key was used for a different request".into(),
+            Self::IdempotencyInFlight => {
+                "the request with this Idempotency-Key is still being processed; retry shortly".into()
+            }
             Self::NotFound => "no such endpoint".into(),
             Self::MethodNotAllowed(_) => "method not allowed on this endpoint".into(),
             Self::PayloadTooLarge => "request body too large".into(),
@@ -162,7 +174,7 @@ impl RpError {
             Self::InvalidClient { basic: true } => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"mcgate\""));
             }
-            Self::TemporarilyUnavailable(_) => {
+            Self::TemporarilyUnavailable(_) | Self::IdempotencyInFlight => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             Self::MethodNotAllowed(allow) => {

@@ -79,6 +79,11 @@ impl<'a> Params<'a> {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref()).filter(|v| !v.is_empty())
     }
 
+    /// Every parameter, in request order (empty values included).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+
     /// A required parameter.
     pub fn require(&self, name: &'static str) -> Result<&str, RpError> {
         self.get(name).ok_or_else(|| RpError::InvalidRequest(format!("{name} is required").into()))

@@ -3,10 +3,12 @@
 //! failure is an [`error::RpError`] turned into an OAuth answer in `error.rs`.
 
 pub mod bc_authorize;
+pub mod cancel;
 pub mod client_auth;
 pub mod discovery_api;
 pub mod error;
 pub mod form;
+pub mod idempotency;
 pub mod login_hint;
 pub mod metadata;
 pub mod token;
@@ -124,6 +126,7 @@ enum Route {
     Metadata,
     Jwks,
     BcAuthorize,
+    Cancel,
     Token,
     Discovery,
     OperatorSelection,
@@ -135,6 +138,7 @@ impl Route {
             "/.well-known/openid-configuration" => Self::Metadata,
             "/jwks" => Self::Jwks,
             "/bc-authorize" => Self::BcAuthorize,
+            "/cancel" => Self::Cancel,
             "/token" => Self::Token,
             "/v2/discovery" => Self::Discovery,
             "/v2/discovery/operator-selection" => Self::OperatorSelection,
@@ -147,6 +151,7 @@ impl Route {
             Self::Metadata => Endpoint::Metadata,
             Self::Jwks => Endpoint::Jwks,
             Self::BcAuthorize => Endpoint::BcAuthorize,
+            Self::Cancel => Endpoint::Cancel,
             Self::Token => Endpoint::Token,
             Self::Discovery | Self::OperatorSelection => Endpoint::Discovery,
         }
@@ -155,7 +160,7 @@ impl Route {
     /// The `Allow` header for a wrong method.
     fn allow(self) -> &'static str {
         match self {
-            Self::BcAuthorize | Self::Token => "POST",
+            Self::BcAuthorize | Self::Cancel | Self::Token => "POST",
             Self::Discovery => "GET, POST",
             Self::Metadata | Self::Jwks | Self::OperatorSelection => "GET",
         }
@@ -188,13 +193,14 @@ async fn dispatch(
         (Route::Discovery, &Method::GET) => {
             Ok(discovery_api::handle(gw, req.headers(), &Params::parse(query(&req))?, log).await)
         }
-        (Route::BcAuthorize | Route::Token | Route::Discovery, &Method::POST) => {
+        (Route::BcAuthorize | Route::Cancel | Route::Token | Route::Discovery, &Method::POST) => {
             form::require_form(req.headers())?;
             let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
             let form = Params::parse(&body)?;
             match route {
                 Route::BcAuthorize => bc_authorize::handle(gw, &parts.headers, &form, log).await,
                 Route::Token => token::handle(gw, &parts.headers, &form, log).await,
+                Route::Cancel => cancel::handle(gw, &parts.headers, &form, log).await,
                 _ => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
             }
         }

@@ -21,14 +21,16 @@ pub enum Endpoint {
     BcAuthorize,
     /// `/token`
     Token,
+    /// `/cancel`
+    Cancel,
     /// anything else
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 6] =
-        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::Other];
+    pub const ALL: [Endpoint; 7] =
+        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::Cancel, Self::Other];
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +39,7 @@ impl Endpoint {
             Self::Discovery => "discovery",
             Self::BcAuthorize => "bc_authorize",
             Self::Token => "token",
+            Self::Cancel => "cancel",
             Self::Other => "other",
         }
     }
