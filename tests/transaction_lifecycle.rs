@@ -28,6 +28,9 @@ async fn bc_with_key(rp: &Rp, key: &str, form: &[(&str, &str)]) -> Answer {
     support::answer(r).await
 }
 
+/// operator, scripted digit, extra form fields, expected error, expected description.
+type Row = (&'static str, u8, &'static [(&'static str, &'static str)], &'static str, Option<&'static str>);
+
 /// protocol.md §7, row by row: the state reached through the simulated person, and the one
 /// answer `/token` gives for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -48,7 +51,7 @@ async fn every_state_has_its_one_answer_at_the_token_endpoint() {
     let again = rp.token(&id).await;
     assert_eq!((again.status, again.error()), (400, "invalid_grant"), "{:?}", again.body);
 
-    let table: [(&str, u8, &[(&str, &str)], &str, Option<&str>); 3] = [
+    let table: [Row; 3] = [
         // denied → 400 access_denied
         ("vodafone", 2, &[], "access_denied", None),
         // expired → 400 expired_token
