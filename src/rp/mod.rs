@@ -107,6 +107,18 @@ impl Handler for RpService {
 }
 
 /// The OAuth error code carried in a response body (for the outcome label).
+#[cfg(test)]
+mod route_tests {
+    use super::Route;
+
+    #[test]
+    fn every_route_round_trips_through_its_path() {
+        for r in Route::ALL {
+            assert_eq!(Route::of(r.path()), Some(r), "{r:?}");
+        }
+    }
+}
+
 fn outcome_of(resp: &Response<Full<Bytes>>) -> &'static str {
     resp.extensions().get::<ErrorCode>().map(|c| c.0).unwrap_or("server_error")
 }
@@ -125,6 +137,7 @@ fn query(req: &Request<Incoming>) -> &[u8] {
 enum Route {
     Metadata,
     Jwks,
+    OpenApi,
     BcAuthorize,
     Cancel,
     Token,
@@ -132,11 +145,41 @@ enum Route {
     OperatorSelection,
 }
 
+/// The checked-in OpenAPI 3.1 description of this surface (`docs/openapi.json`), served as is.
+pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
+
 impl Route {
+    /// Every route (the OpenAPI test checks the document against this list).
+    const ALL: [Route; 8] = [
+        Self::Metadata,
+        Self::Jwks,
+        Self::OpenApi,
+        Self::BcAuthorize,
+        Self::Cancel,
+        Self::Token,
+        Self::Discovery,
+        Self::OperatorSelection,
+    ];
+
+    /// The path, as the OpenAPI document spells it.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Metadata => "/.well-known/openid-configuration",
+            Self::Jwks => "/jwks",
+            Self::OpenApi => "/openapi.json",
+            Self::BcAuthorize => "/bc-authorize",
+            Self::Cancel => "/cancel",
+            Self::Token => "/token",
+            Self::Discovery => "/v2/discovery",
+            Self::OperatorSelection => "/v2/discovery/operator-selection",
+        }
+    }
+
     fn of(path: &str) -> Option<Self> {
         Some(match path {
             "/.well-known/openid-configuration" => Self::Metadata,
             "/jwks" => Self::Jwks,
+            "/openapi.json" => Self::OpenApi,
             "/bc-authorize" => Self::BcAuthorize,
             "/cancel" => Self::Cancel,
             "/token" => Self::Token,
@@ -148,7 +191,7 @@ impl Route {
 
     fn endpoint(self) -> Endpoint {
         match self {
-            Self::Metadata => Endpoint::Metadata,
+            Self::Metadata | Self::OpenApi => Endpoint::Metadata,
             Self::Jwks => Endpoint::Jwks,
             Self::BcAuthorize => Endpoint::BcAuthorize,
             Self::Cancel => Endpoint::Cancel,
@@ -162,9 +205,14 @@ impl Route {
         match self {
             Self::BcAuthorize | Self::Cancel | Self::Token => "POST",
             Self::Discovery => "GET, POST",
-            Self::Metadata | Self::Jwks | Self::OperatorSelection => "GET",
+            Self::Metadata | Self::Jwks | Self::OpenApi | Self::OperatorSelection => "GET",
         }
     }
+}
+
+/// Every `(path, method)` the public listener serves, from the router itself.
+pub fn served_operations() -> Vec<(&'static str, &'static str)> {
+    Route::ALL.iter().flat_map(|r| r.allow().split(", ").map(move |m| (r.path(), m))).collect()
 }
 
 async fn route(
@@ -187,6 +235,7 @@ async fn dispatch(
     match (route, req.method()) {
         (Route::Metadata, &Method::GET) => Ok(error::public_json(gw.metadata_json.clone(), 3600)),
         (Route::Jwks, &Method::GET) => Ok(error::public_json(gw.tokens.keys.jwks_json(), 300)),
+        (Route::OpenApi, &Method::GET) => Ok(error::public_json(Bytes::from_static(OPENAPI_JSON.as_bytes()), 3600)),
         (Route::OperatorSelection, &Method::GET) => {
             Ok(discovery_api::operator_selection(gw, &Params::parse(query(&req))?))
         }
