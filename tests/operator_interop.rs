@@ -57,15 +57,22 @@ struct OidcProviderOp {
 
 impl OidcProviderOp {
     /// Starts `node tests/node/oidc-provider-op.mjs` and waits for its `LISTENING <issuer>` line.
-    fn start() -> Self {
+    /// `stock_binding_message`: keep oidc-provider's own (narrow) binding_message rule.
+    fn start(stock_binding_message: bool) -> Self {
         require_oidc_provider();
-        let secret = mcgate::clock::random_token(24);
-        let mut child = Command::new("node")
-            .arg(Path::new("tests").join("node").join("oidc-provider-op.mjs"))
+        // A secret (VSCHAR only, RFC 6749 A.2) with characters client_secret_basic must form-urlencode.
+        let secret = format!("{}:+/ %~", mcgate::clock::random_token(24));
+        let mut cmd = Command::new("node");
+        cmd.arg(Path::new("tests").join("node").join("oidc-provider-op.mjs"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("CLIENT_ID", OP_CLIENT_ID)
             .env("CLIENT_SECRET", &secret)
             .env("APPROVE_AFTER_MS", "300")
+            .env_remove("STOCK_BINDING_MESSAGE");
+        if stock_binding_message {
+            cmd.env("STOCK_BINDING_MESSAGE", "1");
+        }
+        let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -155,7 +162,11 @@ fn number(demo: &Demo, digit: u8) -> String {
 }
 
 async fn setup() -> (OidcProviderOp, Demo, Rp) {
-    let op = tokio::task::spawn_blocking(OidcProviderOp::start).await.expect("OP start");
+    setup_with(false).await
+}
+
+async fn setup_with(stock_binding_message: bool) -> (OidcProviderOp, Demo, Rp) {
+    let op = tokio::task::spawn_blocking(move || OidcProviderOp::start(stock_binding_message)).await.expect("OP start");
     let demo = op.gateway().await;
     let rp = Rp::new(&demo);
     (op, demo, rp)
@@ -230,20 +241,83 @@ async fn pin_approval_at_acr_3_carries_the_operator_acr_and_amr() {
     let c = claims(done.body["id_token"].as_str().expect("id_token"));
     assert_eq!(c["acr"], "3", "{c}");
     assert_eq!(c["amr"], serde_json::json!(["SIM_PIN"]), "{c}");
+
+    // oidc-provider does not hold itself to acr_values: asked for "3", a click-OK approval still
+    // comes back at acr "2". The gateway must not hand that to an RP that asked for 3.
+    let weak = rp
+        .post(
+            "/bc-authorize",
+            &[
+                ("scope", "openid mc_authn"),
+                ("login_hint", &format!("MSISDN:{}", number(&demo, 1))),
+                ("acr_values", "3"),
+            ],
+        )
+        .await;
+    assert_eq!(weak.status, 200, "{weak:?}");
+    assert_eq!(op.event("bc-authorize").await["acr_values"], "3");
+    let result = op.event("result").await;
+    assert_eq!((&result["outcome"], &result["acr"]), (&"approved".into(), &"2".into()), "{result}");
+    let (done, _) = rp.poll_until_done(&weak, POLL_DEADLINE).await;
+    assert_eq!((done.status, done.error()), (400, "transaction_failed"), "{done:?}");
+    assert!(done.body.get("id_token").is_none(), "{done:?}");
     demo.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn denial_at_oidc_provider_is_access_denied() {
+async fn denial_and_failure_at_oidc_provider_reach_the_rp() {
     let (mut op, demo, rp) = setup().await;
-    let ack = rp.bc_authorize(&format!("MSISDN:{}", number(&demo, 2))).await;
-    assert_eq!(ack.status, 200, "{ack:?}");
+    let denied = rp.bc_authorize(&format!("MSISDN:{}", number(&demo, 2))).await;
+    assert_eq!(denied.status, 200, "{denied:?}");
     assert_eq!(op.event("result").await["outcome"], "denied");
-    let (done, _) = rp.poll_until_done(&ack, POLL_DEADLINE).await;
-    assert_eq!((done.status, done.error()), (400, "access_denied"), "{done:?}");
+    // The operator's token endpoint answers 400 transaction_failed: its side broke (§5 class
+    // `unavailable`), not our configuration.
+    let failed = rp.bc_authorize(&format!("MSISDN:{}", number(&demo, 6))).await;
+    assert_eq!(failed.status, 200, "{failed:?}");
+    assert_eq!(op.event("result").await["outcome"], "failed");
+
+    let ((d, _), (f, _)) =
+        tokio::join!(rp.poll_until_done(&denied, POLL_DEADLINE), rp.poll_until_done(&failed, POLL_DEADLINE));
+    assert_eq!((d.status, d.error()), (400, "access_denied"), "{d:?}");
+    assert_eq!((f.status, f.error()), (400, "transaction_failed"), "{f:?}");
+    assert_eq!(f.body["error_description"], "operator_unavailable", "{f:?}");
     // Terminal: asking again gives the same answer.
-    let again = rp.token(ack.body["auth_req_id"].as_str().unwrap()).await;
+    let again = rp.token(denied.body["auth_req_id"].as_str().unwrap()).await;
     assert_eq!(again.error(), "access_denied", "{again:?}");
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binding_message_refused_by_the_operator_is_invalid_binding_message() {
+    // oidc-provider's stock rule: 1-20 characters of [a-zA-Z0-9-._+/!?#]. Nothing reaches the
+    // person, so the RP is told at once and may retry with a simpler message.
+    let (mut op, demo, rp) = setup_with(true).await;
+    let digits = number(&demo, 1);
+    let refused = rp
+        .post(
+            "/bc-authorize",
+            &[
+                ("scope", "openid mc_authn"),
+                ("login_hint", &format!("MSISDN:{digits}")),
+                ("binding_message", "Pago 12,50 € a Demo"),
+            ],
+        )
+        .await;
+    assert_eq!((refused.status, refused.error()), (400, "invalid_binding_message"), "{refused:?}");
+    let plain = rp
+        .post(
+            "/bc-authorize",
+            &[
+                ("scope", "openid mc_authn"),
+                ("login_hint", &format!("MSISDN:{digits}")),
+                ("binding_message", "Pago-12.50-Demo"),
+            ],
+        )
+        .await;
+    assert_eq!(plain.status, 200, "{plain:?}");
+    assert_eq!(op.event("bc-authorize").await["binding_message"], "Pago-12.50-Demo");
+    let (done, _) = rp.poll_until_done(&plain, POLL_DEADLINE).await;
+    assert_eq!(done.status, 200, "{done:?}");
     demo.stop().await;
 }
 

@@ -6,6 +6,8 @@
 //   CLIENT_ID      the gateway's client id at this operator (e.g. mcgate)
 //   CLIENT_SECRET  its secret (client_secret_basic)
 //   APPROVE_AFTER_MS  optional: how long the simulated person takes to answer (default 300)
+//   STOCK_BINDING_MESSAGE  optional: when set, keep oidc-provider's own binding_message rule
+//                  (1-20 characters of [a-zA-Z0-9-._+/!?#]) instead of accepting any displayable text
 //
 // Listens on 127.0.0.1, port 0 (plain http: loopback only), and prints on stdout:
 //   LISTENING http://127.0.0.1:PORT        once, first: the issuer
@@ -19,8 +21,9 @@
 //   3        the person never answers: the request expires
 //   4        unknown subscriber: bc-authorize → 400 unknown_user_id
 //   5        the operator breaks: bc-authorize → HTTP 500 server_error
+//   6        the operator fails later: the token endpoint answers 400 transaction_failed
 //   7        approve with PIN: acr "3" when acr_values asked for 3 (else "2"), amr ["SIM_PIN"]
-//   0, 6     approve (acr "2")
+//   0        approve (acr "2")
 
 import Provider, { errors } from 'oidc-provider'
 import { createServer } from 'node:http'
@@ -39,6 +42,7 @@ function env(name, fallback) {
 const clientId = env('CLIENT_ID')
 const clientSecret = env('CLIENT_SECRET')
 const approveAfterMs = Number(env('APPROVE_AFTER_MS', '300'))
+const stockBindingMessage = env('STOCK_BINDING_MESSAGE', '') !== ''
 
 function emit(event) {
   process.stdout.write(`EVENT ${JSON.stringify(event)}\n`)
@@ -53,8 +57,9 @@ function msisdnOf(loginHint) {
   return m[1]
 }
 
-// Signing keys, fresh per run: RS256 (what the gateway accepts) and ES256, so the JWKS holds
-// more than one key and the gateway must pick by `kid`.
+// Signing keys, fresh per run: RS256 (what the gateway accepts), ES256 and Ed25519 (published
+// as `"alg": "Ed25519"`, which older JOSE libraries do not know), so the JWKS holds several keys
+// and the gateway must pick by `kid` and tolerate the others.
 function jwk(kind, options, extra) {
   const { privateKey } = generateKeyPairSync(kind, options)
   return { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), ...extra }
@@ -63,6 +68,7 @@ const jwks = {
   keys: [
     jwk('rsa', { modulusLength: 2048 }, { alg: 'RS256', use: 'sig' }),
     jwk('ec', { namedCurve: 'P-256' }, { alg: 'ES256', use: 'sig' }),
+    jwk('ed25519', undefined, { alg: 'Ed25519', use: 'sig' }),
   ],
 }
 
@@ -74,6 +80,14 @@ await new Promise((resolve, reject) => {
 const issuer = `http://127.0.0.1:${server.address().port}`
 
 let provider
+
+// Mobile Connect allows any displayable text as binding_message (the gateway has checked it).
+function acceptDisplayable(_ctx, bindingMessage) {
+  if (bindingMessage === undefined) return
+  if (bindingMessage.length > 64 || /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(bindingMessage)) {
+    throw new errors.InvalidBindingMessage('binding_message is not displayable')
+  }
+}
 
 async function deliver(request, result, extra) {
   try {
@@ -140,13 +154,8 @@ provider = new Provider(issuer, {
       processLoginHintToken() {
         throw new errors.InvalidRequest('login_hint_token is not supported')
       },
-      validateBindingMessage(_ctx, bindingMessage) {
-        // Mobile Connect allows any displayable text; the gateway has already checked it.
-        if (bindingMessage === undefined) return
-        if (bindingMessage.length > 64 || /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u.test(bindingMessage)) {
-          throw new errors.InvalidBindingMessage('binding_message is not displayable')
-        }
-      },
+      // Without it, oidc-provider's own default rule applies.
+      ...(stockBindingMessage ? {} : { validateBindingMessage: acceptDisplayable }),
       validateRequestContext(_ctx, requestContext) {
         if (requestContext !== undefined) throw new errors.InvalidRequest('request_context is not supported')
       },
@@ -176,6 +185,12 @@ provider = new Provider(issuer, {
             break
           case '3':
             emit({ event: 'result', outcome: 'never' })
+            break
+          case '6':
+            later(() => {
+              emit({ event: 'result', outcome: 'failed' })
+              deliver(request, new errors.CustomOIDCProviderError('transaction_failed', 'the authentication device failed'))
+            })
             break
           case '7':
             later(() => approve(request, account, client, asked.includes('3') ? '3' : '2', ['SIM_PIN']))
