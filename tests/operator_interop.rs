@@ -219,6 +219,9 @@ async fn approval_through_oidc_provider_yields_a_gateway_id_token() {
     let (done2, _) = rp.poll_until_done(&again, POLL_DEADLINE).await;
     assert_eq!(done2.status, 200, "{done2:?}");
     assert_eq!(claims(done2.body["id_token"].as_str().expect("id_token"))["sub"], sub);
+    // Every call to the operator (metadata, JWKS, bc-authorize, polls) went through cleanly.
+    let errors = support::metric(&demo, "mcgate_operator_errors_total", &[("operator", "movistar")]).await;
+    assert_eq!(errors, 0.0, "operator call errors against oidc-provider");
     demo.stop().await;
 }
 
