@@ -36,6 +36,9 @@ pub struct DemoOptions {
     pub slow: Duration,
     /// Simulators' poll interval, seconds.
     pub sim_interval_s: u64,
+    /// Operators (by id) left as configured (issuer, endpoints, secret) with no simulator started
+    /// for them: an external OP, e.g. the oidc-provider of tests/operator_interop.rs.
+    pub keep_operators: Vec<String>,
 }
 
 impl Default for DemoOptions {
@@ -48,6 +51,7 @@ impl Default for DemoOptions {
             approve_after: Duration::from_secs(3),
             slow: Duration::from_secs(10),
             sim_interval_s: 1,
+            keep_operators: Vec::new(),
         }
     }
 }
@@ -109,7 +113,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
 
     let mut sims = Vec::new();
     let mut operator_secrets = std::collections::HashMap::new();
-    for op in cfg.operators.iter_mut() {
+    for op in cfg.operators.iter_mut().filter(|op| !opts.keep_operators.contains(&op.id)) {
         let secret = Secret::new(crate::clock::random_token(32));
         let sim_cfg = SimConfig {
             operator_id: op.id.clone(),

@@ -95,14 +95,7 @@ impl MobileConnectCiba {
             .iter()
             .map(|a| a.parse::<jsonwebtoken::Algorithm>().map_err(|_| err(format!("unknown algorithm {a}"))))
             .collect::<Result<Vec<_>, _>>()?;
-        let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
-            "{}:{}",
-            enc(&cfg.client_id),
-            enc(secret.expose())
-        ));
-        let mut basic_auth = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|e| err(e.to_string()))?;
-        basic_auth.set_sensitive(true);
+        let basic_auth = basic_authorization(&cfg.client_id, secret.expose()).map_err(|e| err(e.to_string()))?;
         let call_timeout = Duration::from_millis(cfg.call_timeout_ms);
         let metadata = MetadataCache::new(
             cfg.issuer.clone(),
@@ -151,6 +144,57 @@ impl MobileConnectCiba {
 
 fn oauth_error(body: &[u8]) -> Option<OAuthError> {
     serde_json::from_slice(body).ok()
+}
+
+/// `client_secret_basic` credentials: RFC 6749 §2.3.1 form-urlencodes id and secret before
+/// joining them with `:` (a `:` in the secret must not end the user part). The form encoding
+/// leaves `*-._` alone, so the usual base64url secrets travel as they are and servers that
+/// skip the decoding step still accept them.
+fn basic_authorization(client_id: &str, secret: &str) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(client_id), enc(secret)));
+    let mut value = HeaderValue::from_str(&format!("Basic {basic}"))?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// Longest operator `error_description` kept for our logs.
+const MAX_DESCRIPTION: usize = 200;
+
+/// Maps an operator's OAuth error at its backchannel endpoint to the flow's classes (§5).
+fn push_error(e: OAuthError) -> PushError {
+    let detail = || {
+        let d: String = e.error_description.as_deref().unwrap_or_default().chars().take(MAX_DESCRIPTION).collect();
+        if d.is_empty() {
+            e.error.clone()
+        } else {
+            format!("{}: {d}", e.error)
+        }
+    };
+    match e.error.as_str() {
+        "unknown_user_id" | "Not_Found_Entity" => PushError::NotEnrolled,
+        "temporarily_unavailable" | "server_error" | "transaction_failed" => PushError::Unavailable(e.error),
+        "invalid_binding_message" => PushError::BindingMessageRejected(detail()),
+        _ => PushError::Rejected(detail()),
+    }
+}
+
+/// Maps an operator's OAuth error at its token endpoint (a 4xx; 5xx are transient) to what it
+/// means for our transaction (§5, §7).
+fn poll_error(error: Option<&str>) -> OperatorAnswer {
+    match error {
+        Some("authorization_pending") => OperatorAnswer::Pending { slow_down: false },
+        Some("slow_down") => OperatorAnswer::Pending { slow_down: true },
+        Some("access_denied") => OperatorAnswer::Denied,
+        Some("expired_token") => OperatorAnswer::Expired,
+        // The operator's side failed (CIBA's push error code, or an outage reported in a 4xx):
+        // class `unavailable`, not our configuration.
+        Some("transaction_failed" | "temporarily_unavailable" | "server_error") => {
+            OperatorAnswer::Failed(FailReason::OperatorUnavailable)
+        }
+        // invalid_grant, invalid_client, unauthorized_client, …: one side's configuration.
+        Some(_) | None => OperatorAnswer::Failed(FailReason::OperatorError),
+    }
 }
 
 #[async_trait]
@@ -219,17 +263,7 @@ impl OperatorBackend for MobileConnectCiba {
         }
         self.metrics.error("oauth_error");
         match oauth_error(&resp.body) {
-            Some(e) => match e.error.as_str() {
-                "unknown_user_id" | "Not_Found_Entity" => Err(PushError::NotEnrolled),
-                "temporarily_unavailable" | "server_error" | "transaction_failed" => {
-                    Err(PushError::Unavailable(e.error))
-                }
-                _ => Err(PushError::Rejected(format!(
-                    "{}{}",
-                    e.error,
-                    e.error_description.map(|d| format!(": {d}")).unwrap_or_default()
-                ))),
-            },
+            Some(e) => Err(push_error(e)),
             None => Err(PushError::Rejected(format!("HTTP {} without an OAuth error", resp.status.as_u16()))),
         }
     }
@@ -279,19 +313,68 @@ impl OperatorBackend for MobileConnectCiba {
             self.metrics.error("http_5xx");
             return pending;
         }
-        match oauth_error(&resp.body).map(|e| e.error) {
-            Some(e) if e == "authorization_pending" => pending,
-            Some(e) if e == "slow_down" => OperatorAnswer::Pending { slow_down: true },
-            Some(e) if e == "access_denied" => OperatorAnswer::Denied,
-            Some(e) if e == "expired_token" => OperatorAnswer::Expired,
-            Some(_) | None => {
-                self.metrics.error("oauth_error");
-                OperatorAnswer::Failed(FailReason::OperatorError)
-            }
+        let answer = poll_error(oauth_error(&resp.body).as_ref().map(|e| e.error.as_str()));
+        if matches!(answer, OperatorAnswer::Failed(_)) {
+            self.metrics.error("oauth_error");
         }
+        answer
     }
 
     async fn warm_up(&self) -> Result<(), String> {
         self.metadata.endpoints().await.map(|_| ()).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(error: &str, description: Option<&str>) -> OAuthError {
+        OAuthError { error: error.into(), error_description: description.map(str::to_owned) }
+    }
+
+    #[test]
+    fn basic_credentials_are_form_urlencoded_before_base64() {
+        let decode = |v: HeaderValue| {
+            let b64 = v.to_str().unwrap().strip_prefix("Basic ").unwrap().to_owned();
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).unwrap()).unwrap()
+        };
+        // base64url secrets travel untouched (servers that do not decode still match them)
+        assert_eq!(decode(basic_authorization("mcgate", "aZ09-_.*").unwrap()), "mcgate:aZ09-_.*");
+        // `:` cannot end the user part; space is `+`, `+` is `%2B` (RFC 6749 §2.3.1)
+        assert_eq!(decode(basic_authorization("mc:gate", "a:b +/%~").unwrap()), "mc%3Agate:a%3Ab+%2B%2F%25%7E");
+        assert!(basic_authorization("mcgate", "s").unwrap().is_sensitive());
+    }
+
+    #[test]
+    fn backchannel_errors_map_to_flow_classes() {
+        assert_eq!(push_error(err("unknown_user_id", None)), PushError::NotEnrolled);
+        assert_eq!(push_error(err("Not_Found_Entity", None)), PushError::NotEnrolled);
+        for e in ["temporarily_unavailable", "server_error", "transaction_failed"] {
+            assert_eq!(push_error(err(e, Some("x"))), PushError::Unavailable(e.into()));
+        }
+        assert_eq!(
+            push_error(err("invalid_binding_message", Some("1 - 20 characters"))),
+            PushError::BindingMessageRejected("invalid_binding_message: 1 - 20 characters".into())
+        );
+        assert_eq!(push_error(err("invalid_client", None)), PushError::Rejected("invalid_client".into()));
+        match push_error(err("invalid_request", Some(&"y".repeat(10_000)))) {
+            PushError::Rejected(d) => assert_eq!(d.len(), "invalid_request: ".len() + MAX_DESCRIPTION),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn token_endpoint_errors_map_to_operator_answers() {
+        assert_eq!(poll_error(Some("authorization_pending")), OperatorAnswer::Pending { slow_down: false });
+        assert_eq!(poll_error(Some("slow_down")), OperatorAnswer::Pending { slow_down: true });
+        assert_eq!(poll_error(Some("access_denied")), OperatorAnswer::Denied);
+        assert_eq!(poll_error(Some("expired_token")), OperatorAnswer::Expired);
+        for e in ["transaction_failed", "temporarily_unavailable", "server_error"] {
+            assert_eq!(poll_error(Some(e)), OperatorAnswer::Failed(FailReason::OperatorUnavailable), "{e}");
+        }
+        for e in [Some("invalid_grant"), Some("invalid_client"), None] {
+            assert_eq!(poll_error(e), OperatorAnswer::Failed(FailReason::OperatorError), "{e:?}");
+        }
     }
 }

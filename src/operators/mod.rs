@@ -56,6 +56,11 @@ pub enum PushError {
     /// configuration problem on one side; alert, never retried.
     #[error("operator rejected the request: {0}")]
     Rejected(String),
+    /// Nothing sent: the operator refused the RP's `binding_message` (`invalid_binding_message`:
+    /// operators' rules differ, e.g. oidc-provider's default allows 20 plain characters). The RP
+    /// can shorten it and retry; the detail is the operator's `error_description`.
+    #[error("operator refused the binding message: {0}")]
+    BindingMessageRejected(String),
 }
 
 /// One operator's Mobile Connect backend.

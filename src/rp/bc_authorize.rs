@@ -153,6 +153,14 @@ async fn start(
         Err(PushError::NotEnrolled) => {
             return Err(RpError::UnknownUserId("the person is not enrolled in Mobile Connect".into()))
         }
+        Err(PushError::BindingMessageRejected(detail)) => {
+            // Nothing reached the person. The operator's own text stays in our log.
+            tracing::warn!(operator = %operator.id(), error = %detail, "operator refused the binding message");
+            return Err(RpError::InvalidBindingMessage(
+                "the person's operator does not accept this binding_message; try a shorter one in plain letters and digits"
+                    .into(),
+            ));
+        }
         Err(PushError::Unavailable(detail)) => {
             tracing::warn!(operator = %operator.id(), error = %detail, "operator unavailable at bc-authorize");
             return Err(RpError::TemporarilyUnavailable(

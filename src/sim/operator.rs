@@ -177,7 +177,8 @@ impl SimOperator {
         let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) else { return false };
         let raw = String::from_utf8_lossy(&raw);
         let Some((id, secret)) = raw.split_once(':') else { return false };
-        let dec = |s: &str| percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned();
+        // RFC 6749 §2.3.1: form-urlencoded, so `+` is a space.
+        let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
         dec(id) == self.cfg.client_id && self.cfg.client_secret.ct_eq(&dec(secret))
     }
 

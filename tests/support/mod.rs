@@ -14,6 +14,12 @@ pub async fn start_demo() -> Demo {
 
 /// As [`start_demo`], with an extra edit of the configuration text.
 pub async fn start_demo_with(edit: impl FnOnce(String) -> String) -> Demo {
+    start_demo_keeping(&[], edit).await
+}
+
+/// As [`start_demo_with`], leaving the operators in `keep` as the edited configuration has them
+/// (no simulator replaces their issuer): for tests against an external operator OP.
+pub async fn start_demo_keeping(keep: &[&str], edit: impl FnOnce(String) -> String) -> Demo {
     let text = mcgate::config::EMBEDDED_ROUTING_TOML
         .replace("interval_s = 5", "interval_s = 1")
         .replace("slow_down_step_s = 5", "slow_down_step_s = 1")
@@ -27,6 +33,7 @@ pub async fn start_demo_with(edit: impl FnOnce(String) -> String) -> Demo {
         approve_after: Duration::from_millis(300),
         slow: Duration::from_secs(2),
         sim_interval_s: 1,
+        keep_operators: keep.iter().map(|k| k.to_string()).collect(),
     };
     mcgate::demo::start(opts).await.expect("demo starts")
 }
