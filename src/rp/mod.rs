@@ -2,14 +2,20 @@
 //! request log line and metrics per request. Endpoint logic lives in one file each; every
 //! failure is an [`error::RpError`] turned into an OAuth answer in `error.rs`.
 
+pub mod authorize;
 pub mod bc_authorize;
+pub mod callback;
 pub mod client_auth;
 pub mod discovery_api;
 pub mod error;
 pub mod form;
+pub mod html;
 pub mod login_hint;
 pub mod metadata;
+pub mod redirect_back;
 pub mod token;
+pub mod token_code;
+pub mod userinfo;
 
 use crate::app::Gateway;
 use crate::msisdn::Msisdn;
@@ -81,7 +87,11 @@ impl Handler for RpService {
             }
         };
         let status = resp.status();
-        let outcome = if status.is_success() || status.is_redirection() { "ok" } else { outcome_of(&resp) };
+        let outcome = match resp.extensions().get::<ErrorCode>() {
+            Some(c) => c.0, // also an error sent back to an RP by redirect
+            None if status.is_success() || status.is_redirection() => "ok",
+            None => outcome_of(&resp),
+        };
         let elapsed = started.elapsed();
         self.gw.metrics.observe_request(endpoint, outcome, elapsed.as_secs_f64());
         tracing::info!(
@@ -127,6 +137,9 @@ enum Route {
     Token,
     Discovery,
     OperatorSelection,
+    Authorize,
+    Callback,
+    Userinfo,
 }
 
 impl Route {
@@ -138,6 +151,9 @@ impl Route {
             "/token" => Self::Token,
             "/v2/discovery" => Self::Discovery,
             "/v2/discovery/operator-selection" => Self::OperatorSelection,
+            "/authorize" => Self::Authorize,
+            "/callback" => Self::Callback,
+            "/userinfo" => Self::Userinfo,
             _ => return None,
         })
     }
@@ -149,6 +165,9 @@ impl Route {
             Self::BcAuthorize => Endpoint::BcAuthorize,
             Self::Token => Endpoint::Token,
             Self::Discovery | Self::OperatorSelection => Endpoint::Discovery,
+            Self::Authorize => Endpoint::Authorize,
+            Self::Callback => Endpoint::Callback,
+            Self::Userinfo => Endpoint::Userinfo,
         }
     }
 
@@ -156,8 +175,8 @@ impl Route {
     fn allow(self) -> &'static str {
         match self {
             Self::BcAuthorize | Self::Token => "POST",
-            Self::Discovery => "GET, POST",
-            Self::Metadata | Self::Jwks | Self::OperatorSelection => "GET",
+            Self::Discovery | Self::Authorize | Self::Userinfo => "GET, POST",
+            Self::Metadata | Self::Jwks | Self::OperatorSelection | Self::Callback => "GET",
         }
     }
 }
@@ -188,13 +207,17 @@ async fn dispatch(
         (Route::Discovery, &Method::GET) => {
             Ok(discovery_api::handle(gw, req.headers(), &Params::parse(query(&req))?, log).await)
         }
-        (Route::BcAuthorize | Route::Token | Route::Discovery, &Method::POST) => {
+        (Route::Authorize, &Method::GET) => authorize::get(gw, query(&req), log).await,
+        (Route::Callback, &Method::GET) => callback::handle(gw, query(&req), log).await,
+        (Route::Userinfo, &Method::GET | &Method::POST) => userinfo::handle(gw, req.headers(), log),
+        (Route::BcAuthorize | Route::Token | Route::Discovery | Route::Authorize, &Method::POST) => {
             form::require_form(req.headers())?;
             let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
             let form = Params::parse(&body)?;
             match route {
                 Route::BcAuthorize => bc_authorize::handle(gw, &parts.headers, &form, log).await,
                 Route::Token => token::handle(gw, &parts.headers, &form, log).await,
+                Route::Authorize => authorize::post(gw, &form, log).await,
                 _ => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
             }
         }

@@ -21,14 +21,29 @@ pub enum Endpoint {
     BcAuthorize,
     /// `/token`
     Token,
+    /// `/authorize`
+    Authorize,
+    /// `/callback`
+    Callback,
+    /// `/userinfo`
+    Userinfo,
     /// anything else
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 6] =
-        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::Other];
+    pub const ALL: [Endpoint; 9] = [
+        Self::Metadata,
+        Self::Jwks,
+        Self::Discovery,
+        Self::BcAuthorize,
+        Self::Token,
+        Self::Authorize,
+        Self::Callback,
+        Self::Userinfo,
+        Self::Other,
+    ];
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +52,9 @@ impl Endpoint {
             Self::Discovery => "discovery",
             Self::BcAuthorize => "bc_authorize",
             Self::Token => "token",
+            Self::Authorize => "authorize",
+            Self::Callback => "callback",
+            Self::Userinfo => "userinfo",
             Self::Other => "other",
         }
     }
@@ -66,6 +84,8 @@ pub const OUTCOMES: &[&str] = &[
     "payload_too_large",
     "unsupported_media_type",
     "Not_Found_Entity",
+    "unsupported_response_type",
+    "invalid_token",
 ];
 
 /// Operator call kinds (the `call` label).
