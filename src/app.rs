@@ -3,7 +3,7 @@
 //! from files; `demo` and tests pass generated material through [`BuildOptions`].
 
 use crate::clock::SharedClock;
-use crate::config::{CibaConfig, LoadedConfig, Secret};
+use crate::config::{CibaConfig, LoadedConfig, RedirectConfig, Secret};
 use crate::discovery::{Directory, OperatorIndex, PortedTable, PrefixTable};
 use crate::msisdn::ParseRules;
 use crate::operators::{MobileConnectCiba, OperatorBackend};
@@ -109,6 +109,8 @@ pub struct Gateway {
     pub metrics: Metrics,
     /// CIBA settings.
     pub ciba: CibaConfig,
+    /// Redirect (code) flow settings.
+    pub redirect: RedirectConfig,
     /// Discovery answer lifetime, seconds.
     pub discovery_ttl_s: u64,
     /// Request body limit.
@@ -222,6 +224,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         subscriber_ids: SubscriberIds::new(&subscriber_secret),
         metrics,
         ciba: cfg.ciba.clone(),
+        redirect: cfg.redirect.clone(),
         discovery_ttl_s: cfg.discovery.discovery_ttl_s,
         max_body_bytes: cfg.server.max_body_bytes,
         metadata_json,

@@ -285,5 +285,34 @@ pub fn instructions(demo: &Demo, ca: &Path) -> String {
         "  curl -s --cacert $CA {auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
     );
     let _ = writeln!(s, "  #   → {{\"access_token\":…,\"id_token\":…}}: an RS256 ID token; keys at {url}/jwks\n");
+    redirect_instructions(&mut s, url, &auth, &first);
     s
+}
+
+/// The redirect (code) flow part of the instructions: each browser hop by hand with curl.
+fn redirect_instructions(s: &mut String, url: &str, auth: &str, msisdn: &str) {
+    use std::fmt::Write;
+    let cb = "http://127.0.0.1/demo-rp/callback";
+    let _ =
+        writeln!(s, "  Redirect (code) flow with PKCE, each browser hop by hand (or open the first URL in a browser");
+    let _ = writeln!(s, "  without login_hint: it asks for the number, and the code shows in the address bar):\n");
+    let _ = writeln!(s, "  V=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk; C=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM  # RFC 7636 example pair");
+    let _ = writeln!(
+        s,
+        "  OP=$(curl -s --cacert $CA -o /dev/null -w '%{{redirect_url}}' \"{url}/authorize?response_type=code&client_id=demo-rp&redirect_uri={cb}&scope=openid%20mc_authn&state=st1&nonce=n1&login_hint=MSISDN:{msisdn}&code_challenge=$C&code_challenge_method=S256\")"
+    );
+    let _ = writeln!(
+        s,
+        "  CB=$(curl -s -o /dev/null -w '%{{redirect_url}}' \"$OP\")        # the operator approves at once"
+    );
+    let _ = writeln!(s, "  RP=$(curl -s --cacert $CA -o /dev/null -w '%{{redirect_url}}' \"$CB\"); echo \"$RP\"   # {cb}?code=…&state=st1&iss=…");
+    let _ = writeln!(s, "  CODE=$(echo \"$RP\" | sed -n 's/.*[?&]code=\\([^&]*\\).*/\\1/p')");
+    let _ = writeln!(
+        s,
+        "  AT=$(curl -s --cacert $CA {auth} -d grant_type=authorization_code -d code=$CODE -d redirect_uri={cb} -d code_verifier=$V {url}/token | tee /dev/stderr | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')"
+    );
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA -H \"Authorization: Bearer $AT\" {url}/userinfo; echo   # → {{\"sub\":…}}\n"
+    );
 }

@@ -150,7 +150,14 @@ async fn token_endpoint_errors() {
     let a = rp.post("/token", &[("grant_type", "password"), ("username", "x")]).await;
     assert_eq!((a.status, a.error()), (400, "unsupported_grant_type"));
     let a = rp.post("/token", &[("grant_type", "authorization_code"), ("code", "x")]).await;
-    assert_eq!(a.error(), "unsupported_grant_type");
+    assert_eq!((a.status, a.error()), (400, "invalid_request"), "redirect_uri missing");
+    let a = rp
+        .post(
+            "/token",
+            &[("grant_type", "authorization_code"), ("code", "x"), ("redirect_uri", "https://rp.example.org/callback")],
+        )
+        .await;
+    assert_eq!((a.status, a.error()), (400, "invalid_grant"), "unknown code");
     let a = rp.post("/token", &[("auth_req_id", "x")]).await;
     assert_eq!(a.error(), "invalid_request");
     let a = rp.post("/token", &[("grant_type", "urn:openid:params:grant-type:ciba")]).await;

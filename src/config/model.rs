@@ -21,6 +21,9 @@ pub struct Config {
     /// CIBA timing and limits.
     #[serde(default)]
     pub ciba: CibaConfig,
+    /// Redirect (authorization code) flow timing.
+    #[serde(default)]
+    pub redirect: RedirectConfig,
     /// Transaction store.
     #[serde(default)]
     pub store: StoreConfig,
@@ -161,6 +164,29 @@ impl Default for CibaConfig {
     }
 }
 
+/// `[redirect]`: the browser (authorization code) flow.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedirectConfig {
+    /// Lifetime of our authorization codes, seconds (BCP: at most 10 min).
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl_s: u64,
+    /// How long a person may take between `/authorize` and the operator's redirect back to
+    /// `/callback` (number page included), seconds.
+    #[serde(default = "default_expiry")]
+    pub pending_ttl_s: u64,
+    /// Clock difference allowed with operators when checking the RP's `max_age` against the
+    /// operator's `auth_time`, seconds.
+    #[serde(default = "default_skew")]
+    pub max_age_skew_s: u64,
+}
+
+impl Default for RedirectConfig {
+    fn default() -> Self {
+        Self { code_ttl_s: default_code_ttl(), pending_ttl_s: default_expiry(), max_age_skew_s: default_skew() }
+    }
+}
+
 /// `[store]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,6 +260,9 @@ pub struct OperatorConfig {
     /// Overrides the metadata's `backchannel_authentication_endpoint`.
     #[serde(default)]
     pub backchannel_authentication_endpoint: Option<String>,
+    /// Overrides the metadata's `authorization_endpoint` (redirect flow).
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
     /// Overrides the metadata's `token_endpoint`.
     #[serde(default)]
     pub token_endpoint: Option<String>,
@@ -286,7 +315,8 @@ pub struct ClientConfig {
     /// Name shown to people (consent texts, `applicationShortName`).
     #[serde(default)]
     pub client_name: Option<String>,
-    /// `client_secret_basic` or `client_secret_post`.
+    /// `client_secret_basic`, `client_secret_post`, or `none` (public client: redirect flow
+    /// with PKCE only, no secret, no CIBA).
     #[serde(default = "default_auth_method")]
     pub token_endpoint_auth_method: String,
     /// SHA-256 (hex) of the client secret; two during a rotation. Never the secret itself.
@@ -312,6 +342,9 @@ pub struct ClientConfig {
     /// `id_token_signed_response_alg` (RS256).
     #[serde(default = "default_rs256")]
     pub id_token_signed_response_alg: String,
+    /// Mobile Connect legacy client: may use the redirect flow without PKCE (confidential only).
+    #[serde(default)]
+    pub mc_legacy: bool,
 }
 
 /// `[log]`.
@@ -355,6 +388,9 @@ fn default_max_expiry() -> u64 {
 }
 fn default_interval() -> u64 {
     5
+}
+fn default_code_ttl() -> u64 {
+    60
 }
 fn default_binding_len() -> usize {
     64

@@ -17,7 +17,7 @@ pub struct ValidateOptions {
 }
 
 const KNOWN_SCOPES: &[&str] = &["openid", "mc_authn", "mc_authz", "phone", "profile"];
-const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post"];
+const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
 const OPERATOR_ALGS: &[&str] = &["RS256", "PS256", "ES256"];
 
 /// Validates `cfg`; `base_dir` resolves relative paths.
@@ -148,6 +148,12 @@ impl Validator {
         if c.binding_message_max_chars == 0 || c.binding_message_max_chars > 1024 {
             self.err("ciba.binding_message_max_chars", "must be between 1 and 1024");
         }
+        if cfg.redirect.code_ttl_s == 0 || cfg.redirect.code_ttl_s > 600 {
+            self.err("redirect.code_ttl_s", "must be between 1 and 600 (authorization codes live at most 10 min)");
+        }
+        if cfg.redirect.pending_ttl_s == 0 || cfg.redirect.pending_ttl_s > 3600 {
+            self.err("redirect.pending_ttl_s", "must be between 1 and 3600");
+        }
         if cfg.tokens.id_token_ttl_s == 0 {
             self.err("tokens.id_token_ttl_s", "must be at least 1");
         }
@@ -226,6 +232,7 @@ impl Validator {
             ("backchannel_authentication_endpoint", &op.backchannel_authentication_endpoint),
             ("token_endpoint", &op.token_endpoint),
             ("jwks_uri", &op.jwks_uri),
+            ("authorization_endpoint", &op.authorization_endpoint),
         ] {
             if let Some(v) = v {
                 self.url(&format!("{p}.{k}"), v);
@@ -326,10 +333,29 @@ impl Validator {
             self.err(
                 format!("{p}.token_endpoint_auth_method"),
                 format!(
-                    "{:?} not available; use client_secret_basic or client_secret_post",
+                    "{:?} not available; use client_secret_basic, client_secret_post or none",
                     c.token_endpoint_auth_method
                 ),
             );
+        }
+        if c.token_endpoint_auth_method == "none" {
+            // A public client: no secret, redirect flow only (PKCE is always required of it).
+            if !c.client_secret_sha256.is_empty() {
+                self.err(
+                    format!("{p}.client_secret_sha256"),
+                    "a public client (token_endpoint_auth_method = \"none\") has no secret",
+                );
+            }
+            if c.redirect_uris.is_empty() {
+                self.err(format!("{p}.redirect_uris"), "a public client needs at least one redirect URI");
+            }
+            if c.mc_legacy {
+                self.err(
+                    format!("{p}.mc_legacy"),
+                    "public clients always use PKCE; mc_legacy is for confidential clients",
+                );
+            }
+            return;
         }
         if c.client_secret_sha256.is_empty() {
             self.err(

@@ -14,6 +14,7 @@
 //! approve or consume twice.
 
 pub mod poll;
+pub mod redirect;
 
 use serde::{Deserialize, Serialize};
 
@@ -162,6 +163,9 @@ pub struct Transaction {
     pub operator_ref: Option<OperatorRef>,
     /// Set on approval.
     pub result: Option<AuthResult>,
+    /// The browser (authorization code) flow's values; `None` for CIBA.
+    #[serde(default)]
+    pub redirect: Option<redirect::RedirectFlow>,
 }
 
 impl Transaction {

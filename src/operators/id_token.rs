@@ -2,7 +2,8 @@
 //! from the operator's JWKS by `kid` (never from the token: no `jku`/`jwk`/`x5u`), the algorithm
 //! is on the operator's allow-list (never `none` or HS*), `iss` is the configured issuer, `aud`
 //! holds our client id, `exp` is in the future (with the configured skew), and the CIBA
-//! `auth_req_id` claim, when present, is the operator transaction we asked about.
+//! `auth_req_id` claim, when present, is the operator transaction we asked about; in the
+//! redirect flow ([`verify_redirect`]) the `nonce` must be the one we sent.
 
 use super::metadata::MetadataCache;
 use crate::flow::AuthResult;
@@ -35,6 +36,8 @@ struct OperatorClaims {
     iat: Option<u64>,
     #[serde(rename = "urn:openid:params:jwt:claim:auth_req_id")]
     auth_req_id: Option<String>,
+    #[serde(default)]
+    nonce: Option<String>,
 }
 
 /// Verification settings for one operator.
@@ -55,6 +58,34 @@ pub async fn verify(
     policy: &TokenPolicy,
     op_auth_req_id: &str,
 ) -> Result<AuthResult, TokenRejected> {
+    let c = decode(token, keys, policy).await?;
+    if let Some(id) = &c.auth_req_id {
+        if id != op_auth_req_id {
+            return Err(TokenRejected::Invalid("auth_req_id claim names another transaction".into()));
+        }
+    }
+    result(c)
+}
+
+/// Verifies the ID token of a redirect-flow code redemption: `nonce` must be ours.
+pub async fn verify_redirect(
+    token: &str,
+    keys: &MetadataCache,
+    policy: &TokenPolicy,
+    our_nonce: &str,
+) -> Result<AuthResult, TokenRejected> {
+    let c = decode(token, keys, policy).await?;
+    let same = c
+        .nonce
+        .as_deref()
+        .is_some_and(|n| bool::from(subtle::ConstantTimeEq::ct_eq(n.as_bytes(), our_nonce.as_bytes())));
+    if !same {
+        return Err(TokenRejected::Invalid("nonce missing or not ours".into()));
+    }
+    result(c)
+}
+
+async fn decode(token: &str, keys: &MetadataCache, policy: &TokenPolicy) -> Result<OperatorClaims, TokenRejected> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| TokenRejected::Header(e.to_string()))?;
     if !policy.algorithms.contains(&header.alg) {
         return Err(TokenRejected::Header(format!("algorithm {:?} not allowed", header.alg)));
@@ -76,12 +107,10 @@ pub async fn verify(
     v.leeway = policy.skew_s;
     let data =
         jsonwebtoken::decode::<OperatorClaims>(token, &key, &v).map_err(|e| TokenRejected::Invalid(e.to_string()))?;
-    let c = data.claims;
-    if let Some(id) = &c.auth_req_id {
-        if id != op_auth_req_id {
-            return Err(TokenRejected::Invalid("auth_req_id claim names another transaction".into()));
-        }
-    }
+    Ok(data.claims)
+}
+
+fn result(c: OperatorClaims) -> Result<AuthResult, TokenRejected> {
     let acr = c
         .acr
         .filter(|a| a == "2" || a == "3")

@@ -34,6 +34,8 @@ pub struct Endpoints {
     pub token: Uri,
     /// JWKS.
     pub jwks: Uri,
+    /// Authorization endpoint (redirect flow), when the operator offers one.
+    pub authorization: Option<Uri>,
 }
 
 /// Endpoints pinned in the config (each overrides the metadata's).
@@ -45,6 +47,8 @@ pub struct PinnedEndpoints {
     pub token: Option<String>,
     /// `jwks_uri`.
     pub jwks: Option<String>,
+    /// `authorization_endpoint`.
+    pub authorization: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -56,6 +60,8 @@ struct ProviderMetadata {
     token_endpoint: Option<String>,
     #[serde(default)]
     jwks_uri: Option<String>,
+    #[serde(default)]
+    authorization_endpoint: Option<String>,
 }
 
 /// Caches one operator's endpoints and keys.
@@ -109,6 +115,7 @@ impl MetadataCache {
             backchannel: p.backchannel.as_deref()?.parse().ok()?,
             token: p.token.as_deref()?.parse().ok()?,
             jwks: p.jwks.as_deref()?.parse().ok()?,
+            authorization: Some(p.authorization.as_deref()?.parse().ok()?),
         })
     }
 
@@ -173,6 +180,13 @@ impl MetadataCache {
             )?,
             token: pick(&self.pinned.token, md.token_endpoint, "token_endpoint")?,
             jwks: pick(&self.pinned.jwks, md.jwks_uri, "jwks_uri")?,
+            authorization: match self.pinned.authorization.clone().or(md.authorization_endpoint) {
+                Some(a) => Some(
+                    a.parse()
+                        .map_err(|_| MetadataError::Invalid("metadata authorization_endpoint is not a URL".into()))?,
+                ),
+                None => None,
+            },
         })
     }
 

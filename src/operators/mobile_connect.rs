@@ -1,7 +1,10 @@
 //! The Mobile Connect CIBA adapter: `bc-authorize` at the operator with the gateway's own
 //! credentials (client_secret_basic), then polls of the operator's token endpoint honouring its
-//! `interval`/`slow_down`, and verification of the ID token it returns. Operator error codes are
-//! mapped to the flow's classes here and nowhere else.
+//! `interval`/`slow_down`, and verification of the ID token it returns; the redirect flow's
+//! hop lives in [`redirect`]. Operator error codes are mapped to the flow's classes here and
+//! nowhere else.
+
+mod redirect;
 
 use super::http::{call, CallError, PerThreadClient};
 use super::id_token::{verify, TokenPolicy, TokenRejected};
@@ -103,6 +106,7 @@ impl MobileConnectCiba {
                 backchannel: cfg.backchannel_authentication_endpoint.clone(),
                 token: cfg.token_endpoint.clone(),
                 jwks: cfg.jwks_uri.clone(),
+                authorization: cfg.authorization_endpoint.clone(),
             },
             clients.shared(),
             clock,
@@ -322,6 +326,14 @@ impl OperatorBackend for MobileConnectCiba {
 
     async fn warm_up(&self) -> Result<(), String> {
         self.metadata.endpoints().await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
+    async fn authorization_url(&self, req: &super::RedirectRequest<'_>) -> Result<String, PushError> {
+        self.redirect_url(req).await
+    }
+
+    async fn finish_redirect(&self, ret: super::RedirectReturn<'_>) -> OperatorAnswer {
+        self.redirect_return(ret).await
     }
 }
 

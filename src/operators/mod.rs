@@ -1,6 +1,7 @@
 //! Towards operators: the [`OperatorBackend`] trait the flow talks to, and its Mobile Connect
 //! CIBA implementation ([`mobile_connect`]) with a pooled HTTPS client ([`http`]), cached operator
-//! metadata and JWKS ([`metadata`]) and ID-token verification ([`id_token`]). Knows nothing of
+//! metadata and JWKS ([`metadata`]) and ID-token verification ([`id_token`]); the redirect
+//! (authorization code) hop is part of the same adapter. Knows nothing of
 //! relying parties: RP values never reach an operator.
 
 pub mod http;
@@ -9,7 +10,7 @@ pub mod metadata;
 pub mod mobile_connect;
 
 use crate::flow::poll::OperatorAnswer;
-use crate::flow::OperatorRef;
+use crate::flow::{FailReason, OperatorRef};
 use crate::msisdn::Msisdn;
 use async_trait::async_trait;
 
@@ -63,6 +64,49 @@ pub enum PushError {
     BindingMessageRejected(String),
 }
 
+/// The operator hop of the redirect flow: where to send the browser. Every value is ours
+/// (fresh per transaction), never the RP's.
+#[derive(Debug, Clone)]
+pub struct RedirectRequest<'a> {
+    /// The person.
+    pub msisdn: &'a Msisdn,
+    /// `acr_values` to request.
+    pub acr_values: &'a str,
+    /// Our `state` (names the transaction at `/callback`).
+    pub state: &'a str,
+    /// Our `nonce`.
+    pub nonce: &'a str,
+    /// S256 challenge of our PKCE verifier.
+    pub code_challenge: &'a str,
+    /// `<issuer>/callback`.
+    pub redirect_uri: &'a str,
+    /// The RP's `max_age`, passed on so the operator re-authenticates when needed.
+    pub max_age: Option<u64>,
+}
+
+/// What the operator sent the browser back to `/callback` with.
+#[derive(Debug, Clone, Copy)]
+pub enum RedirectReturn<'a> {
+    /// An authorization code to redeem.
+    Code {
+        /// The code.
+        code: &'a str,
+        /// Our `redirect_uri` (sent again at the token endpoint).
+        redirect_uri: &'a str,
+        /// Our `nonce` (checked in the ID token).
+        nonce: &'a str,
+        /// Our PKCE verifier.
+        code_verifier: &'a str,
+    },
+    /// An OAuth error.
+    Error {
+        /// `error`.
+        error: &'a str,
+        /// `error_description`.
+        description: Option<&'a str>,
+    },
+}
+
 /// One operator's Mobile Connect backend.
 #[async_trait]
 pub trait OperatorBackend: Send + Sync + 'static {
@@ -79,4 +123,14 @@ pub trait OperatorBackend: Send + Sync + 'static {
     async fn poll(&self, op: &OperatorRef) -> OperatorAnswer;
     /// Whether the operator's metadata and keys are reachable (readiness detail, not used per request).
     async fn warm_up(&self) -> Result<(), String>;
+    /// Redirect flow: the operator authorization URL the browser is sent to. Backends without
+    /// a redirect flow keep this default (`Rejected`).
+    async fn authorization_url(&self, _req: &RedirectRequest<'_>) -> Result<String, PushError> {
+        Err(PushError::Rejected("this operator backend has no redirect flow".into()))
+    }
+    /// Redirect flow: what the operator's return means — redeems a code and verifies its ID
+    /// token, or classifies an error. Never `Pending`.
+    async fn finish_redirect(&self, _ret: RedirectReturn<'_>) -> OperatorAnswer {
+        OperatorAnswer::Failed(FailReason::OperatorError)
+    }
 }

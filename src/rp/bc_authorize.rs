@@ -191,7 +191,7 @@ async fn start(
 }
 
 /// The lowest acceptable acr: the lowest requested value, raised to the client's minimum.
-fn acr_floor(acr_values: Option<&str>, client_min: u8) -> Result<u8, RpError> {
+pub(crate) fn acr_floor(acr_values: Option<&str>, client_min: u8) -> Result<u8, RpError> {
     let Some(v) = acr_values else {
         return Ok(client_min.max(2));
     };

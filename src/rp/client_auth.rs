@@ -1,7 +1,8 @@
 //! The client registry and client authentication: `client_secret_basic` and
 //! `client_secret_post`, each client only by the method it is registered for, secrets checked
 //! as SHA-256 hashes in constant time (two hashes during a rotation). Unknown client and wrong
-//! secret look the same to the caller.
+//! secret look the same to the caller. Public clients (`none`) authenticate nowhere; only the
+//! code grant accepts them, by `client_id` alone, with PKCE ([`ClientRegistry::authenticate_or_public`]).
 
 use super::error::RpError;
 use super::form::Params;
@@ -19,6 +20,8 @@ pub enum AuthMethod {
     SecretBasic,
     /// `client_id` + `client_secret` in the form.
     SecretPost,
+    /// Public client: no secret (redirect flow with PKCE only).
+    None,
 }
 
 /// A relying party as the gateway uses it.
@@ -41,6 +44,8 @@ pub struct RegisteredClient {
     pub min_acr: u8,
     /// Operators allowed (empty: all).
     pub allowed_operators: Vec<OperatorIndex>,
+    /// Mobile Connect legacy: confidential client allowed to skip PKCE.
+    pub mc_legacy: bool,
 }
 
 impl RegisteredClient {
@@ -55,10 +60,10 @@ impl RegisteredClient {
         Self {
             client_id: c.client_id.clone(),
             name: c.client_name.clone().unwrap_or_else(|| c.client_id.clone()),
-            method: if c.token_endpoint_auth_method == "client_secret_post" {
-                AuthMethod::SecretPost
-            } else {
-                AuthMethod::SecretBasic
+            method: match c.token_endpoint_auth_method.as_str() {
+                "client_secret_post" => AuthMethod::SecretPost,
+                "none" => AuthMethod::None,
+                _ => AuthMethod::SecretBasic,
             },
             secret_hashes,
             scopes: c.scopes.clone(),
@@ -66,7 +71,13 @@ impl RegisteredClient {
             sector: c.sector_identifier.clone(),
             min_acr: c.min_acr.parse().unwrap_or(2),
             allowed_operators: c.allowed_operators.iter().filter_map(|o| operator_index(o)).collect(),
+            mc_legacy: c.mc_legacy,
         }
+    }
+
+    /// Whether this is a public client (no secret).
+    pub fn is_public(&self) -> bool {
+        self.method == AuthMethod::None
     }
 
     fn secret_matches(&self, secret: &str) -> bool {
@@ -127,6 +138,19 @@ impl ClientRegistry {
     }
 }
 
+impl ClientRegistry {
+    /// Token endpoint, code grant: a confidential client authenticates as registered; a
+    /// request without credentials names a public client by `client_id` (its PKCE verifier is
+    /// what proves it). A confidential client can never pass as public.
+    pub fn authenticate_or_public(&self, headers: &HeaderMap, form: &Params<'_>) -> Result<&RegisteredClient, RpError> {
+        if headers.contains_key(header::AUTHORIZATION) || form.get("client_secret").is_some() {
+            return self.authenticate(headers, form);
+        }
+        let id = form.get("client_id").ok_or(RpError::InvalidClient { basic: false })?;
+        self.clients.get(id).filter(|c| c.is_public()).ok_or(RpError::InvalidClient { basic: false })
+    }
+}
+
 /// `Authorization: Basic` credentials (form-urlencoded id and secret, RFC 6749 §2.3.1).
 pub fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, RpError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
@@ -170,6 +194,7 @@ mod tests {
             min_acr: "2".into(),
             allowed_operators: vec![],
             id_token_signed_response_alg: "RS256".into(),
+            mc_legacy: false,
         };
         ClientRegistry::new([RegisteredClient::from_config(&cfg, |_| None)])
     }
@@ -192,6 +217,41 @@ mod tests {
             r.authenticate(&basic("who", "s3cr3t"), &empty).unwrap_err(),
             RpError::InvalidClient { basic: true }
         );
+    }
+
+    #[test]
+    fn public_clients_pass_only_without_credentials_and_confidential_ones_never_do() {
+        let mut r = registry();
+        let public = ClientConfig {
+            client_id: "app".into(),
+            token_endpoint_auth_method: "none".into(),
+            client_secret_sha256: vec![],
+            ..registry_cfg()
+        };
+        r.clients.insert("app".into(), RegisteredClient::from_config(&public, |_| None));
+        let form = Params::parse(b"client_id=app").unwrap();
+        assert_eq!(r.authenticate_or_public(&HeaderMap::new(), &form).unwrap().client_id, "app");
+        let confidential = Params::parse(b"client_id=rp").unwrap();
+        assert!(r.authenticate_or_public(&HeaderMap::new(), &confidential).is_err(), "no secret");
+        assert!(r.authenticate_or_public(&basic("rp", "s3cr3t"), &Params::default()).is_ok());
+        assert!(r.authenticate(&basic("app", ""), &Params::default()).is_err(), "a public client has no secret");
+    }
+
+    fn registry_cfg() -> ClientConfig {
+        ClientConfig {
+            client_id: "rp".into(),
+            client_name: None,
+            token_endpoint_auth_method: "client_secret_basic".into(),
+            client_secret_sha256: vec![],
+            backchannel_token_delivery_mode: "poll".into(),
+            scopes: vec!["openid".into()],
+            redirect_uris: vec![],
+            sector_identifier: "x".into(),
+            min_acr: "2".into(),
+            allowed_operators: vec![],
+            id_token_signed_response_alg: "RS256".into(),
+            mc_legacy: false,
+        }
     }
 
     #[test]

@@ -83,6 +83,19 @@ pub enum RpError {
     /// A bug or an internal failure (detail goes to the log only).
     #[error("server_error: {0}")]
     Internal(String),
+    /// Browser flow: the request cannot be sent back to any RP (unknown client, unregistered
+    /// `redirect_uri`, unknown `state`): an HTML page, never a redirect.
+    #[error("browser request refused: {0}")]
+    BrowserError(Cow<'static, str>),
+    /// `/authorize`: a `response_type` other than `code`.
+    #[error("unsupported_response_type")]
+    UnsupportedResponseType,
+    /// `/userinfo`: the access token is invalid or expired.
+    #[error("invalid_token: {0}")]
+    InvalidToken(&'static str),
+    /// `/userinfo`: no access token at all (challenge without an error code, RFC 6750 §3.1).
+    #[error("no access token")]
+    MissingToken,
 }
 
 impl RpError {
@@ -114,13 +127,16 @@ impl RpError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Internal(_) => "server_error",
+            Self::BrowserError(_) | Self::MissingToken => "invalid_request",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidToken(_) => "invalid_token",
         }
     }
 
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::MissingToken => StatusCode::UNAUTHORIZED,
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -142,10 +158,16 @@ impl RpError {
             | Self::UnknownUserId(m)
             | Self::InvalidBindingMessage(m)
             | Self::AccessDenied(m)
-            | Self::TemporarilyUnavailable(m) => m.clone(),
+            | Self::TemporarilyUnavailable(m)
+            | Self::BrowserError(m) => m.clone(),
+            Self::InvalidToken(m) => Cow::Borrowed(m),
+            Self::MissingToken => "a Bearer access token is required".into(),
+            Self::UnsupportedResponseType => "response_type must be code".into(),
             Self::InvalidClient { .. } => "client authentication failed".into(),
             Self::InvalidGrant(m) | Self::UnauthorizedClient(m) => Cow::Borrowed(m),
-            Self::UnsupportedGrantType => "grant_type must be urn:openid:params:grant-type:ciba".into(),
+            Self::UnsupportedGrantType => {
+                "grant_type must be urn:openid:params:grant-type:ciba or authorization_code".into()
+            }
             Self::ExpiredLoginHintToken => "the login hint token has expired".into(),
             Self::PersonDenied => "the person refused the authentication".into(),
             Self::AuthorizationPending => "the person has not answered yet".into(),
@@ -166,6 +188,11 @@ impl RpError {
 
     /// The HTTP answer.
     pub fn into_response(self) -> Response<Full<Bytes>> {
+        if let Self::BrowserError(m) = &self {
+            let mut resp = super::html::error_page(m);
+            resp.extensions_mut().insert(super::ErrorCode(self.code()));
+            return resp;
+        }
         let body = serde_json::json!({"error": self.code(), "error_description": self.description()});
         let mut resp = json_response(self.status(), serde_json::to_vec(&body).unwrap_or_default());
         resp.extensions_mut().insert(super::ErrorCode(self.code()));
@@ -179,6 +206,16 @@ impl RpError {
             }
             Self::MethodNotAllowed(allow) => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Self::MissingToken => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"mcgate\""));
+            }
+            Self::InvalidToken(m) => {
+                if let Ok(v) = HeaderValue::from_str(&format!(
+                    "Bearer realm=\"mcgate\", error=\"invalid_token\", error_description=\"{m}\""
+                )) {
+                    h.insert(header::WWW_AUTHENTICATE, v);
+                }
             }
             _ => {}
         }

@@ -1,5 +1,5 @@
 //! `/.well-known/openid-configuration`: rendered once at start from the issuer. It advertises
-//! what this build really serves (CIBA poll with client secrets today); shared/protocol.md §1.1
+//! what this build really serves (CIBA poll, the code flow with PKCE, userinfo); shared/protocol.md §1.1
 //! lists the full surface that later work fills in.
 
 use bytes::Bytes;
@@ -11,19 +11,23 @@ pub fn render(issuer: &str) -> Bytes {
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/jwks"),
         "token_endpoint": format!("{issuer}/token"),
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "userinfo_endpoint": format!("{issuer}/userinfo"),
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
         "backchannel_authentication_endpoint": format!("{issuer}/bc-authorize"),
         "backchannel_token_delivery_modes_supported": ["poll"],
         "backchannel_user_code_parameter_supported": false,
-        "grant_types_supported": ["urn:openid:params:grant-type:ciba"],
+        "grant_types_supported": ["authorization_code", "urn:openid:params:grant-type:ciba"],
         "response_types_supported": ["code"],
         "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "subject_types_supported": ["pairwise"],
         "acr_values_supported": ["2", "3"],
-        "scopes_supported": ["openid", "mc_authn"],
+        "scopes_supported": ["openid", "mc_authn", "mc_authz"],
         "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "at_hash"],
         "login_hint_methods_supported": ["MSISDN", "ENCR_MSISDN"],
-        "mc_version": ["mc_v1.1", "mc_v1.2", "mc_v2.0"],
+        "mc_version": ["mc_v1.1", "mc_v1.2", "mc_v2.0", "mc_di_r2_v2.3", "mc_di_v3.0"],
         "mc_discovery_endpoint": format!("{issuer}/v2/discovery"),
     });
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())

@@ -27,6 +27,9 @@ pub async fn handle(
     form: &Params<'_>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
+    if form.get("grant_type") == Some(super::token_code::GRANT) {
+        return super::token_code::handle(gw, headers, form, log).await;
+    }
     let client = gw.clients.authenticate(headers, form)?;
     log.client = Some(client.client_id.clone());
     match form.require("grant_type")? {
@@ -155,6 +158,7 @@ fn issue(gw: &Gateway, tx: &Transaction) -> Result<Response<Full<Bytes>>, RpErro
         amr: &result.amr,
         nonce: None,
         auth_req_id: None,
+        scope: &tx.scope,
     };
     let tokens = gw.tokens.issue(&approval, gw.clock.now_s()).map_err(|e| RpError::Internal(e.to_string()))?;
     Ok(json_response(StatusCode::OK, serde_json::to_vec(&tokens).unwrap_or_default()))

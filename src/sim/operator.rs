@@ -1,5 +1,6 @@
 //! A simulated operator: a Mobile Connect CIBA OP with its own metadata, JWKS, RS256 ID tokens,
-//! `bc-authorize` and `token` (poll), and client_secret_basic authentication of the gateway.
+//! `bc-authorize` and `token` (poll), and client_secret_basic authentication of the gateway;
+//! plus the redirect flow's `authorize` and code grant ([`authorize`]), scripted the same way.
 //! What happens is chosen by the last digit of the MSISDN ([`Outcome::for_msisdn`]):
 //!
 //! | last digit | outcome |
@@ -12,6 +13,8 @@
 //! | 6 | slow: `bc-authorize` answers after `slow_ms` |
 //! | 7 | approve with PIN (acr 3, amr `SIM_PIN`) |
 //! | 0 | approve, but the ID token is signed with a key not in the JWKS (forged) |
+
+mod authorize;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Secret;
@@ -102,6 +105,8 @@ pub struct SimStats {
     pub bc_authorize: AtomicU64,
     /// `token` requests received.
     pub token: AtomicU64,
+    /// `authorize` (redirect flow) requests received.
+    pub authorize: AtomicU64,
 }
 
 /// A running simulated operator.
@@ -112,6 +117,7 @@ pub struct SimOperator {
     forged: Arc<SigningKey>,
     metadata: Bytes,
     txs: Mutex<HashMap<String, SimTx>>,
+    codes: Mutex<HashMap<String, authorize::SimCode>>,
     clock: SystemClock,
     /// Request counters.
     pub stats: SimStats,
@@ -126,8 +132,10 @@ impl SimOperator {
             "token_endpoint": format!("{issuer}/token"),
             "backchannel_authentication_endpoint": format!("{issuer}/bc-authorize"),
             "jwks_uri": format!("{issuer}/jwks"),
+            "authorization_endpoint": format!("{issuer}/authorize"),
+            "code_challenge_methods_supported": ["S256"],
             "backchannel_token_delivery_modes_supported": ["poll"],
-            "grant_types_supported": ["urn:openid:params:grant-type:ciba"],
+            "grant_types_supported": ["urn:openid:params:grant-type:ciba", "authorization_code"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "id_token_signing_alg_values_supported": ["RS256"],
             "acr_values_supported": ["2", "3"],
@@ -142,6 +150,7 @@ impl SimOperator {
             forged,
             metadata: Bytes::from(metadata.to_string()),
             txs: Mutex::new(HashMap::new()),
+            codes: Mutex::new(HashMap::new()),
             clock: SystemClock,
             stats: SimStats::default(),
         }
@@ -220,6 +229,9 @@ impl SimOperator {
 
     fn token(&self, form: &HashMap<String, String>) -> Response<Full<Bytes>> {
         self.stats.token.fetch_add(1, Ordering::Relaxed);
+        if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+            return self.token_code(form);
+        }
         if form.get("grant_type").map(String::as_str) != Some("urn:openid:params:grant-type:ciba") {
             return oauth(StatusCode::BAD_REQUEST, "unsupported_grant_type", "CIBA grant only");
         }
@@ -290,6 +302,7 @@ impl Handler for SimOperator {
                 r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
                 r
             }
+            (Method::GET, "/authorize") => self.authorize(req.uri().query().unwrap_or("")).await,
             (Method::POST, "/bc-authorize" | "/token") => {
                 let (parts, body) = req.into_parts();
                 if !self.authenticated(&parts) {

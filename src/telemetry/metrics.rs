@@ -23,14 +23,30 @@ pub enum Endpoint {
     Token,
     /// `/cancel`
     Cancel,
+    /// `/authorize`
+    Authorize,
+    /// `/callback`
+    Callback,
+    /// `/userinfo`
+    Userinfo,
     /// anything else
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 7] =
-        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::Cancel, Self::Other];
+    pub const ALL: [Endpoint; 10] = [
+        Self::Metadata,
+        Self::Jwks,
+        Self::Discovery,
+        Self::BcAuthorize,
+        Self::Token,
+        Self::Cancel,
+        Self::Authorize,
+        Self::Callback,
+        Self::Userinfo,
+        Self::Other,
+    ];
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +56,9 @@ impl Endpoint {
             Self::BcAuthorize => "bc_authorize",
             Self::Token => "token",
             Self::Cancel => "cancel",
+            Self::Authorize => "authorize",
+            Self::Callback => "callback",
+            Self::Userinfo => "userinfo",
             Self::Other => "other",
         }
     }
@@ -69,6 +88,8 @@ pub const OUTCOMES: &[&str] = &[
     "payload_too_large",
     "unsupported_media_type",
     "Not_Found_Entity",
+    "unsupported_response_type",
+    "invalid_token",
 ];
 
 /// Operator call kinds (the `call` label).

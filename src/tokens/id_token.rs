@@ -1,6 +1,7 @@
 //! Gateway ID tokens and access tokens. [`TokenIssuer::issue`] turns an approved transaction's
 //! facts into `{access_token, id_token}`: RS256 ID token with `iss aud azp sub iat exp auth_time
-//! acr amr at_hash` (+ the CIBA `auth_req_id` claim), and an opaque 256-bit access token.
+//! acr amr at_hash` (+ `nonce`, the CIBA `auth_req_id` claim), and an RFC 9068 JWT access token
+//! ([`super::access_token`]); both flows (CIBA and code) issue through this one function.
 
 use super::keys::{KeyError, KeySet};
 use base64::Engine;
@@ -69,6 +70,8 @@ pub struct Approval<'a> {
     pub nonce: Option<&'a str>,
     /// CIBA auth_req_id.
     pub auth_req_id: Option<&'a str>,
+    /// Granted scope (goes into the access token).
+    pub scope: &'a str,
 }
 
 /// Issues tokens with the gateway's keys.
@@ -87,7 +90,19 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     /// Issues an access token and an ID token for `approval` at `now_s`.
     pub fn issue(&self, approval: &Approval<'_>, now_s: u64) -> Result<IssuedTokens, KeyError> {
-        let access_token = crate::clock::random_token(32);
+        let at_claims = super::access_token::AccessTokenClaims {
+            iss: self.issuer.to_string(),
+            aud: super::access_token::audience(&self.issuer),
+            sub: approval.sub.to_owned(),
+            client_id: approval.client_id.to_owned(),
+            scope: approval.scope.to_owned(),
+            iat: now_s,
+            exp: now_s + self.access_token_ttl_s,
+            jti: crate::clock::random_token(32),
+            auth_time: approval.auth_time,
+            acr: approval.acr.to_owned(),
+        };
+        let access_token = super::access_token::sign(&self.keys, &at_claims)?;
         let claims = IdTokenClaims {
             iss: &self.issuer,
             aud: approval.client_id,

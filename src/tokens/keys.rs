@@ -52,8 +52,16 @@ impl SigningKey {
 
     /// Signs `claims` as a compact RS256 JWS with this key's `kid`.
     pub fn sign<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
+        self.sign_typed(claims, None)
+    }
+
+    /// As [`Self::sign`], with a `typ` header (e.g. `at+jwt`, RFC 9068).
+    pub fn sign_typed<T: Serialize>(&self, claims: &T, typ: Option<&str>) -> Result<String, KeyError> {
         let mut header = Header::new(Algorithm::RS256);
         header.kid = Some(self.kid.clone());
+        if let Some(t) = typ {
+            header.typ = Some(t.to_owned());
+        }
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
 }
@@ -104,6 +112,12 @@ impl KeySet {
     /// The signing key.
     pub fn active(&self) -> &SigningKey {
         &self.keys[0]
+    }
+
+    /// The verification key of one of our keys, by `kid`.
+    pub fn decoding_key(&self, kid: &str) -> Option<jsonwebtoken::DecodingKey> {
+        let k = self.keys.iter().find(|k| k.kid == kid)?;
+        jsonwebtoken::DecodingKey::from_jwk(&k.jwk).ok()
     }
 
     /// The public JWKS document.

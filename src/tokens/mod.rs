@@ -1,7 +1,8 @@
 //! Token material the gateway issues: signing keys and the JWKS ([`keys`]), gateway ID tokens
-//! and access tokens ([`id_token`]), pairwise subjects ([`pairwise`]) and the Discovery API's
+//! ([`id_token`]) and RFC 9068 access tokens ([`access_token`]), pairwise subjects ([`pairwise`]) and the Discovery API's
 //! encrypted subscriber ids ([`subscriber_id`]). Knows nothing about HTTP.
 
+pub mod access_token;
 pub mod id_token;
 pub mod keys;
 pub mod pairwise;

@@ -1,0 +1,82 @@
+//! `POST /token` with `grant_type=authorization_code`: client authentication (confidential as
+//! registered; public clients by `client_id` with PKCE), then the code — single use (taken from
+//! the store before anything else, so a failed attempt burns it), bound to its client, its
+//! exact `redirect_uri` and its PKCE S256 challenge — and the transaction's compare-and-set
+//! `approved → consumed`. Tokens carry the RP's nonce, `auth_time`, the operator's acr/amr and
+//! the pairwise subject; any mismatch is `invalid_grant`.
+
+use super::callback::code_key;
+use super::error::{json_response, RpError};
+use super::form::Params;
+use super::RequestLog;
+use crate::app::Gateway;
+use crate::flow::redirect::pkce_ok;
+use crate::flow::TxState;
+use crate::msisdn::Msisdn;
+use crate::store::{CasResult, Versioned};
+use crate::tokens::id_token::Approval;
+use bytes::Bytes;
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::Full;
+
+/// The grant type this module serves.
+pub const GRANT: &str = "authorization_code";
+
+/// Handles one code redemption.
+pub async fn handle(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    form: &Params<'_>,
+    log: &mut RequestLog,
+) -> Result<Response<Full<Bytes>>, RpError> {
+    let client = gw.clients.authenticate_or_public(headers, form)?;
+    log.client = Some(client.client_id.clone());
+    let code = form.require("code")?;
+    let redirect_uri = form.require("redirect_uri")?;
+    let bad = RpError::InvalidGrant("the code is unknown, expired, already used or not yours");
+    let tx_id = gw.store.take(&code_key(code)).await.map_err(unavailable)?.ok_or(bad.clone())?;
+    let Versioned { value: tx, version } = gw.store.get(&tx_id).await.map_err(unavailable)?.ok_or(bad.clone())?;
+    log.operator = Some(tx.operator.clone());
+    let flow = tx.redirect.as_ref().ok_or(bad.clone())?;
+    if tx.client_id != client.client_id {
+        return Err(bad);
+    }
+    if flow.redirect_uri != redirect_uri {
+        return Err(RpError::InvalidGrant("redirect_uri differs from the authorization request's"));
+    }
+    if !pkce_ok(flow.code_challenge.as_deref(), form.get("code_verifier"))
+        || (client.is_public() && flow.code_challenge.is_none())
+    {
+        return Err(RpError::InvalidGrant("PKCE verification failed"));
+    }
+    let now = gw.clock.now_ms();
+    if tx.state != TxState::Approved || now >= tx.expires_at_ms {
+        return Err(bad);
+    }
+    let mut done = tx.clone();
+    done.state = TxState::Consumed;
+    let retain = done.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
+    match gw.store.compare_and_set(version, done, retain).await.map_err(unavailable)? {
+        CasResult::Applied { .. } => gw.metrics.transition(Some("approved"), Some("consumed")),
+        CasResult::Conflict { .. } => return Err(bad),
+    }
+    let result = tx.result.as_ref().ok_or_else(|| RpError::Internal("approved without a result".into()))?;
+    let msisdn = Msisdn::from_digits(tx.msisdn).map_err(|_| RpError::Internal("stored MSISDN invalid".into()))?;
+    let sub = gw.pairwise.subject(&client.sector, &msisdn);
+    let approval = Approval {
+        client_id: &tx.client_id,
+        sub: &sub,
+        auth_time: result.auth_time,
+        acr: &result.acr,
+        amr: &result.amr,
+        nonce: Some(&flow.nonce),
+        auth_req_id: None,
+        scope: &tx.scope,
+    };
+    let tokens = gw.tokens.issue(&approval, gw.clock.now_s()).map_err(|e| RpError::Internal(e.to_string()))?;
+    Ok(json_response(StatusCode::OK, serde_json::to_vec(&tokens).unwrap_or_default()))
+}
+
+fn unavailable(e: crate::store::StoreError) -> RpError {
+    RpError::TemporarilyUnavailable(format!("transaction store: {e}").into())
+}
