@@ -9,7 +9,8 @@ use crate::server::admin::AdminService;
 use crate::server::conn::ConnOptions;
 use crate::server::tls::TlsMaterial;
 use crate::server::{bind, serve_all, BoundListeners};
-use crate::sim::{SimConfig, SimOperator};
+use crate::sim::rp_sink::RpSink;
+use crate::sim::{SimConfig, SimNotification, SimOperator};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -86,6 +87,8 @@ pub struct Demo {
     pub post_client_id: String,
     /// Their (shared) secret.
     pub client_secret: Secret,
+    /// The RP notification sink `demo-rp-ping` and `demo-rp-push` are registered with.
+    pub rp_sink: Arc<RpSink>,
     shutdown: watch::Sender<bool>,
     admin: Arc<AdminService>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -118,6 +121,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             approve_after: opts.approve_after,
             slow: opts.slow,
             interval_s: opts.sim_interval_s,
+            notification: match op.notification.as_str() {
+                "ping" => SimNotification::Ping,
+                "push" => SimNotification::Push,
+                _ => SimNotification::Poll,
+            },
         };
         let sim = SimOperator::start(sim_cfg, ([127, 0, 0, 1], 0).into(), rx.clone()).await.map_err(io)?;
         op.issuer = sim.issuer().to_owned();
@@ -143,6 +151,17 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     cfg.server.admin_listen = admin_addr.to_string();
     cfg.keys = Default::default();
     cfg.discovery.ported_numbers = None;
+
+    // Operators that call us back do so on the plain loopback listener (the sims trust no CA).
+    if let Some(plain) = plain_addr {
+        for sim in &sims {
+            sim.set_notification_endpoint(format!("http://{plain}/op/{}/notify", sim.operator_id()));
+        }
+    }
+    let rp_sink = RpSink::start(([127, 0, 0, 1], 0).into(), rx.clone()).await.map_err(io)?;
+    for c in cfg.clients.iter_mut().filter(|c| matches!(c.client_id.as_str(), "demo-rp-ping" | "demo-rp-push")) {
+        c.backchannel_client_notification_endpoint = Some(format!("{}/{}", rp_sink.url(), c.client_id));
+    }
 
     let (client_secret, hash) = config::secret::generate_client_secret();
     for c in cfg.clients.iter_mut().filter(|c| c.client_id.starts_with("demo-rp")) {
@@ -180,6 +199,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         client_id: "demo-rp".into(),
         post_client_id: "demo-rp-post".into(),
         client_secret,
+        rp_sink,
         shutdown,
         admin,
         task,

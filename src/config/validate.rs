@@ -29,6 +29,7 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.discovery(cfg, base_dir, opts);
     v.operators(cfg, base_dir, opts);
     v.clients(cfg);
+    v.delivery(cfg);
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }
@@ -221,6 +222,12 @@ impl Validator {
         if op.mode != "ciba" {
             self.err(format!("{p}.mode"), format!("unknown mode {:?}; available: \"ciba\"", op.mode));
         }
+        if !matches!(op.notification.as_str(), "poll" | "ping" | "push") {
+            self.err(
+                format!("{p}.notification"),
+                format!("unknown mode {:?}; use \"poll\", \"ping\" or \"push\"", op.notification),
+            );
+        }
         self.url(&format!("{p}.issuer"), &op.issuer);
         for (k, v) in [
             ("backchannel_authentication_endpoint", &op.backchannel_authentication_endpoint),
@@ -283,12 +290,7 @@ impl Validator {
                 );
             }
             self.client_auth(c, &p);
-            if c.backchannel_token_delivery_mode != "poll" {
-                self.err(
-                    format!("{p}.backchannel_token_delivery_mode"),
-                    format!("{:?} is not available yet; use \"poll\"", c.backchannel_token_delivery_mode),
-                );
-            }
+            self.client_delivery(c, &p);
             if !c.scopes.iter().any(|s| s == "openid") {
                 self.err(format!("{p}.scopes"), "must include \"openid\"");
             }
@@ -318,6 +320,65 @@ impl Validator {
                     self.err(format!("{p}.allowed_operators[{j}]"), format!("unknown operator {o:?}"));
                 }
             }
+        }
+    }
+
+    fn client_delivery(&mut self, c: &ClientConfig, p: &str) {
+        let endpoint = &c.backchannel_client_notification_endpoint;
+        match (c.backchannel_token_delivery_mode.as_str(), endpoint) {
+            ("poll", None) => {}
+            ("poll", Some(_)) => self.err(
+                format!("{p}.backchannel_client_notification_endpoint"),
+                "only used by ping and push clients; remove it or set backchannel_token_delivery_mode",
+            ),
+            ("ping" | "push", None) => self.err(
+                format!("{p}.backchannel_client_notification_endpoint"),
+                "required for ping and push clients",
+            ),
+            ("ping" | "push", Some(u)) => {
+                if let Some(url) = self.url(&format!("{p}.backchannel_client_notification_endpoint"), u) {
+                    if url.fragment().is_some() {
+                        self.err(format!("{p}.backchannel_client_notification_endpoint"), "must not have a fragment");
+                    }
+                }
+            }
+            (m, _) => self.err(
+                format!("{p}.backchannel_token_delivery_mode"),
+                format!("unknown mode {m:?}; use \"poll\", \"ping\" or \"push\""),
+            ),
+        }
+    }
+
+    fn delivery(&mut self, cfg: &Config) {
+        let d = &cfg.driver;
+        if d.workers == 0 || d.workers > 64 {
+            self.err("driver.workers", "must be between 1 and 64");
+        }
+        if d.capacity == 0 {
+            self.err("driver.capacity", "must be > 0");
+        }
+        if d.retry_after_s == 0 {
+            self.err("driver.retry_after_s", "must be > 0");
+        }
+        if d.store_retry_ms == 0 {
+            self.err("driver.store_retry_ms", "must be > 0");
+        }
+        let n = &cfg.notifications;
+        if n.attempts == 0 || n.attempts > 100 {
+            self.err("notifications.attempts", "must be between 1 and 100");
+        }
+        for (k, v) in [
+            ("initial_backoff_ms", n.initial_backoff_ms),
+            ("max_backoff_ms", n.max_backoff_ms),
+            ("attempt_timeout_ms", n.attempt_timeout_ms),
+            ("connect_timeout_ms", n.connect_timeout_ms),
+        ] {
+            if v == 0 {
+                self.err(format!("notifications.{k}"), "must be > 0");
+            }
+        }
+        if n.initial_backoff_ms > n.max_backoff_ms {
+            self.err("notifications.initial_backoff_ms", "must not exceed notifications.max_backoff_ms");
         }
     }
 

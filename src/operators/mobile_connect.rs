@@ -6,11 +6,12 @@
 use super::http::{call, CallError, PerThreadClient};
 use super::id_token::{verify, TokenPolicy, TokenRejected};
 use super::metadata::{MetadataCache, PinnedEndpoints};
+use super::callback::OperatorCallback;
 use super::{OperatorBackend, PushError, PushRequest, PushStarted};
 use crate::clock::SharedClock;
 use crate::config::{OperatorConfig, Secret};
 use crate::flow::poll::OperatorAnswer;
-use crate::flow::{FailReason, OperatorRef};
+use crate::flow::{DeliveryMode, FailReason, OperatorRef};
 use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use base64::Engine;
@@ -55,6 +56,7 @@ pub struct MobileConnectCiba {
     metadata: MetadataCache,
     policy: TokenPolicy,
     metrics: CallMetrics,
+    notification: DeliveryMode,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +137,7 @@ impl MobileConnectCiba {
                 token_seconds: metrics.operator_seconds.with_label_values(&[&cfg.id, "token"]),
                 errors,
             },
+            notification: DeliveryMode::from_config(&cfg.notification),
         })
     }
 
@@ -146,6 +149,38 @@ impl MobileConnectCiba {
             .header(header::ACCEPT, "application/json")
             .header(header::AUTHORIZATION, self.basic_auth.clone())
             .body(Full::new(Bytes::from(form)))
+    }
+}
+
+impl MobileConnectCiba {
+    /// Verifies the operator's ID token for `op` (polled or pushed).
+    async fn verify_id_token(&self, op: &OperatorRef, id_token: &str) -> OperatorAnswer {
+        match verify(id_token, &self.metadata, &self.policy, &op.auth_req_id).await {
+            Ok(r) => OperatorAnswer::Approved(r),
+            Err(TokenRejected::KeysUnavailable(_)) => {
+                self.metrics.error("connect");
+                OperatorAnswer::Pending { slow_down: false }
+            }
+            Err(e) => {
+                self.metrics.error("token_invalid");
+                tracing::warn!(operator = %self.id, error = %e, "operator ID token rejected");
+                OperatorAnswer::Failed(FailReason::OperatorTokenInvalid)
+            }
+        }
+    }
+
+    /// Maps an operator's result error (token endpoint answer or pushed error).
+    fn result_error(&self, error: &str) -> OperatorAnswer {
+        match error {
+            "authorization_pending" => OperatorAnswer::Pending { slow_down: false },
+            "slow_down" => OperatorAnswer::Pending { slow_down: true },
+            "access_denied" => OperatorAnswer::Denied,
+            "expired_token" => OperatorAnswer::Expired,
+            _ => {
+                self.metrics.error("oauth_error");
+                OperatorAnswer::Failed(FailReason::OperatorError)
+            }
+        }
     }
 }
 
@@ -183,6 +218,9 @@ impl OperatorBackend for MobileConnectCiba {
                 .append_pair("requested_expiry", &req.requested_expiry_s.to_string());
             if let Some(b) = req.binding_message {
                 form.append_pair("binding_message", b);
+            }
+            if let Some(t) = req.client_notification_token {
+                form.append_pair("client_notification_token", t);
             }
             form.finish()
         };
@@ -262,32 +300,30 @@ impl OperatorBackend for MobileConnectCiba {
                 self.metrics.error("bad_answer");
                 return OperatorAnswer::Failed(FailReason::OperatorTokenInvalid);
             };
-            return match verify(&answer.id_token, &self.metadata, &self.policy, &op.auth_req_id).await {
-                Ok(r) => OperatorAnswer::Approved(r),
-                Err(TokenRejected::KeysUnavailable(_)) => {
-                    self.metrics.error("connect");
-                    pending
-                }
-                Err(e) => {
-                    self.metrics.error("token_invalid");
-                    tracing::warn!(operator = %self.id, error = %e, "operator ID token rejected");
-                    OperatorAnswer::Failed(FailReason::OperatorTokenInvalid)
-                }
-            };
+            return self.verify_id_token(op, &answer.id_token).await;
         }
         if resp.status.is_server_error() {
             self.metrics.error("http_5xx");
             return pending;
         }
-        match oauth_error(&resp.body).map(|e| e.error) {
-            Some(e) if e == "authorization_pending" => pending,
-            Some(e) if e == "slow_down" => OperatorAnswer::Pending { slow_down: true },
-            Some(e) if e == "access_denied" => OperatorAnswer::Denied,
-            Some(e) if e == "expired_token" => OperatorAnswer::Expired,
-            Some(_) | None => {
+        match oauth_error(&resp.body) {
+            Some(e) => self.result_error(&e.error),
+            None => {
                 self.metrics.error("oauth_error");
                 OperatorAnswer::Failed(FailReason::OperatorError)
             }
+        }
+    }
+
+    fn notification_mode(&self) -> DeliveryMode {
+        self.notification
+    }
+
+    async fn callback_answer(&self, op: &OperatorRef, cb: &OperatorCallback) -> OperatorAnswer {
+        match cb {
+            OperatorCallback::Ping { .. } => self.poll(op).await,
+            OperatorCallback::Tokens { id_token, .. } => self.verify_id_token(op, id_token).await,
+            OperatorCallback::Error { error, .. } => self.result_error(error),
         }
     }
 

@@ -3,13 +3,15 @@
 //! metadata and JWKS ([`metadata`]) and ID-token verification ([`id_token`]). Knows nothing of
 //! relying parties: RP values never reach an operator.
 
+pub mod callback;
 pub mod http;
 pub mod id_token;
 pub mod metadata;
 pub mod mobile_connect;
 
 use crate::flow::poll::OperatorAnswer;
-use crate::flow::OperatorRef;
+use crate::flow::{DeliveryMode, OperatorRef};
+use callback::OperatorCallback;
 use crate::msisdn::Msisdn;
 use async_trait::async_trait;
 
@@ -26,6 +28,9 @@ pub struct PushRequest<'a> {
     pub binding_message: Option<&'a str>,
     /// Seconds the operator may keep its transaction open.
     pub requested_expiry_s: u64,
+    /// Our `client_notification_token` for this transaction when the operator pings or pushes
+    /// us (sent to the operator only; never logged).
+    pub client_notification_token: Option<&'a str>,
 }
 
 /// The operator accepted the push.
@@ -74,4 +79,15 @@ pub trait OperatorBackend: Send + Sync + 'static {
     async fn poll(&self, op: &OperatorRef) -> OperatorAnswer;
     /// Whether the operator's metadata and keys are reachable (readiness detail, not used per request).
     async fn warm_up(&self) -> Result<(), String>;
+    /// How the operator reports results to us (`poll` unless configured otherwise).
+    fn notification_mode(&self) -> DeliveryMode {
+        DeliveryMode::Poll
+    }
+    /// What an operator callback about `op` says: a ping fetches the result, a push is verified.
+    async fn callback_answer(&self, op: &OperatorRef, cb: &OperatorCallback) -> OperatorAnswer {
+        match cb {
+            OperatorCallback::Ping { .. } => self.poll(op).await,
+            _ => OperatorAnswer::Failed(crate::flow::FailReason::OperatorError),
+        }
+    }
 }

@@ -41,6 +41,10 @@ pub struct RegisteredClient {
     pub min_acr: u8,
     /// Operators allowed (empty: all).
     pub allowed_operators: Vec<OperatorIndex>,
+    /// CIBA token delivery mode.
+    pub delivery: crate::flow::DeliveryMode,
+    /// Where ping/push notifications go (ping/push clients).
+    pub notification_endpoint: Option<String>,
 }
 
 impl RegisteredClient {
@@ -66,6 +70,8 @@ impl RegisteredClient {
             sector: c.sector_identifier.clone(),
             min_acr: c.min_acr.parse().unwrap_or(2),
             allowed_operators: c.allowed_operators.iter().filter_map(|o| operator_index(o)).collect(),
+            delivery: crate::flow::DeliveryMode::from_config(&c.backchannel_token_delivery_mode),
+            notification_endpoint: c.backchannel_client_notification_endpoint.clone(),
         }
     }
 

@@ -74,6 +74,15 @@ pub enum RpError {
     /// Body of the wrong type.
     #[error("unsupported_media_type")]
     UnsupportedMediaType,
+    /// Shed: too much open work (the driver is full); `Retry-After` seconds.
+    #[error("temporarily_unavailable (shed)")]
+    Shed(u32),
+    /// Bearer token missing or wrong (operator callbacks).
+    #[error("invalid_token: {0}")]
+    InvalidToken(&'static str),
+    /// An operator callback about a transaction we do not know.
+    #[error("unknown transaction")]
+    UnknownTransaction,
     /// A bug or an internal failure (detail goes to the log only).
     #[error("server_error: {0}")]
     Internal(String),
@@ -98,7 +107,9 @@ impl RpError {
             Self::InvalidBindingMessage(_) => "invalid_binding_message",
             Self::ExpiredLoginHintToken => "expired_login_hint_token",
             Self::AccessDenied(_) | Self::PersonDenied => "access_denied",
-            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Self::TemporarilyUnavailable(_) | Self::Shed(_) => "temporarily_unavailable",
+            Self::InvalidToken(_) => "invalid_token",
+            Self::UnknownTransaction => "not_found",
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
@@ -114,7 +125,9 @@ impl RpError {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient { .. } | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::Shed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UnknownTransaction => StatusCode::NOT_FOUND,
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -136,7 +149,9 @@ impl RpError {
             | Self::AccessDenied(m)
             | Self::TemporarilyUnavailable(m) => m.clone(),
             Self::InvalidClient { .. } => "client authentication failed".into(),
-            Self::InvalidGrant(m) | Self::UnauthorizedClient(m) => Cow::Borrowed(m),
+            Self::InvalidGrant(m) | Self::UnauthorizedClient(m) | Self::InvalidToken(m) => Cow::Borrowed(m),
+            Self::Shed(_) => "too many open requests; try again later".into(),
+            Self::UnknownTransaction => "no such transaction".into(),
             Self::UnsupportedGrantType => "grant_type must be urn:openid:params:grant-type:ciba".into(),
             Self::ExpiredLoginHintToken => "the login hint token has expired".into(),
             Self::PersonDenied => "the person refused the authentication".into(),
@@ -164,6 +179,12 @@ impl RpError {
             }
             Self::TemporarilyUnavailable(_) => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Shed(s) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*s));
+            }
+            Self::InvalidToken(_) => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
             }
             Self::MethodNotAllowed(allow) => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));

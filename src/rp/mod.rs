@@ -9,6 +9,7 @@ pub mod error;
 pub mod form;
 pub mod login_hint;
 pub mod metadata;
+pub mod op_notify;
 pub mod token;
 
 use crate::app::Gateway;
@@ -127,6 +128,7 @@ enum Route {
     Token,
     Discovery,
     OperatorSelection,
+    OperatorNotify,
 }
 
 impl Route {
@@ -138,6 +140,7 @@ impl Route {
             "/token" => Self::Token,
             "/v2/discovery" => Self::Discovery,
             "/v2/discovery/operator-selection" => Self::OperatorSelection,
+            p if op_notify::operator_of(p).is_some() => Self::OperatorNotify,
             _ => return None,
         })
     }
@@ -149,13 +152,14 @@ impl Route {
             Self::BcAuthorize => Endpoint::BcAuthorize,
             Self::Token => Endpoint::Token,
             Self::Discovery | Self::OperatorSelection => Endpoint::Discovery,
+            Self::OperatorNotify => Endpoint::OperatorNotify,
         }
     }
 
     /// The `Allow` header for a wrong method.
     fn allow(self) -> &'static str {
         match self {
-            Self::BcAuthorize | Self::Token => "POST",
+            Self::BcAuthorize | Self::Token | Self::OperatorNotify => "POST",
             Self::Discovery => "GET, POST",
             Self::Metadata | Self::Jwks | Self::OperatorSelection => "GET",
         }
@@ -197,6 +201,12 @@ async fn dispatch(
                 Route::Token => token::handle(gw, &parts.headers, &form, log).await,
                 _ => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
             }
+        }
+        (Route::OperatorNotify, &Method::POST) => {
+            let path = req.uri().path().to_owned();
+            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let operator = op_notify::operator_of(&path).unwrap_or_default();
+            op_notify::handle(gw, operator, &parts.headers, &body, log).await
         }
         (route, _) => Err(RpError::MethodNotAllowed(route.allow())),
     }

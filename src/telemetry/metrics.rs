@@ -21,14 +21,16 @@ pub enum Endpoint {
     BcAuthorize,
     /// `/token`
     Token,
+    /// `/op/{operator}/notify`
+    OperatorNotify,
     /// anything else
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 6] =
-        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::Other];
+    pub const ALL: [Endpoint; 7] =
+        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::OperatorNotify, Self::Other];
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -37,6 +39,7 @@ impl Endpoint {
             Self::Discovery => "discovery",
             Self::BcAuthorize => "bc_authorize",
             Self::Token => "token",
+            Self::OperatorNotify => "operator_notify",
             Self::Other => "other",
         }
     }
@@ -66,6 +69,7 @@ pub const OUTCOMES: &[&str] = &[
     "payload_too_large",
     "unsupported_media_type",
     "Not_Found_Entity",
+    "invalid_token",
 ];
 
 /// Operator call kinds (the `call` label).
@@ -73,6 +77,12 @@ pub const OPERATOR_CALLS: &[&str] = &["bc_authorize", "token", "metadata", "jwks
 /// Operator error kinds (the `kind` label).
 pub const OPERATOR_ERROR_KINDS: &[&str] =
     &["connect", "timeout", "http_5xx", "http_other", "bad_answer", "oauth_error", "token_invalid"];
+
+/// Ping/push delivery modes (the `mode` label of `mcgate_notifications_total`).
+pub const NOTIFICATION_MODES: &[&str] = &["ping", "push"];
+/// Delivery outcomes (the `outcome` label): one per attempt, plus `gave_up` when attempts end
+/// without success.
+pub const NOTIFICATION_OUTCOMES: &[&str] = &["delivered", "connect", "timeout", "http_status", "broken", "gave_up"];
 
 /// All handles.
 #[derive(Clone)]
@@ -88,6 +98,8 @@ pub struct Metrics {
     pub transactions: IntGaugeVec,
     /// Transactions started, by operator and route source.
     pub transactions_started: IntCounterVec,
+    /// Ping/push delivery attempts to RPs, by mode and outcome.
+    pub notifications: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -132,6 +144,16 @@ impl Metrics {
             &["operator", "source"],
         )?;
         registry.register(Box::new(transactions_started.clone()))?;
+        let notifications = IntCounterVec::new(
+            Opts::new("mcgate_notifications_total", "CIBA ping/push delivery attempts to relying parties, by outcome"),
+            &["mode", "outcome"],
+        )?;
+        registry.register(Box::new(notifications.clone()))?;
+        for m in NOTIFICATION_MODES {
+            for o in NOTIFICATION_OUTCOMES {
+                let _ = notifications.with_label_values(&[m, o]);
+            }
+        }
         let build = IntGauge::with_opts(
             Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
@@ -165,7 +187,16 @@ impl Metrics {
             operator_errors,
             transactions,
             transactions_started,
+            notifications,
         })
+    }
+
+    /// Counts one delivery attempt (or the end of the attempts); labels outside the closed sets
+    /// are ignored.
+    pub fn notification(&self, mode: &str, outcome: &str) {
+        if NOTIFICATION_MODES.contains(&mode) && NOTIFICATION_OUTCOMES.contains(&outcome) {
+            self.notifications.with_label_values(&[mode, outcome]).inc();
+        }
     }
 
     /// Counts one request and its latency.
