@@ -170,6 +170,7 @@ mod tests {
             token_endpoint_auth_method: "client_secret_basic".into(),
             client_secret_sha256: vec![secret_sha256_hex("old"), secret_sha256_hex("s3cr3t")],
             backchannel_token_delivery_mode: "poll".into(),
+            backchannel_client_notification_endpoint: None,
             scopes: vec!["openid".into()],
             redirect_uris: vec![],
             sector_identifier: "x".into(),
