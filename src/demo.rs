@@ -301,5 +301,31 @@ pub fn instructions(demo: &Demo, ca: &Path) -> String {
         "  curl -s --cacert $CA {auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
     );
     let _ = writeln!(s, "  #   → {{\"access_token\":…,\"id_token\":…}}: an RS256 ID token; keys at {url}/jwks\n");
+    let sink = demo.rp_sink.url();
+    let ping_auth = format!("-u demo-rp-ping:{}", demo.client_secret.expose());
+    let push_auth = format!("-u demo-rp-push:{}", demo.client_secret.expose());
+    let _ = writeln!(s, "  CIBA ping and push: demo-rp-ping and demo-rp-push (same secret) are notified at the");
+    let _ = writeln!(s, "  RP notification sink {sink}/<client_id>; GET {sink} lists what it received.\n");
+    let _ = writeln!(
+        s,
+        "  AUTH_REQ_ID=$(curl -s --cacert $CA {ping_auth} -d 'scope=openid mc_authn' -d login_hint=MSISDN:{first} \\\n      -d client_notification_token=my-ping-token {url}/bc-authorize | sed -n 's/.*\"auth_req_id\":\"\\([^\"]*\\)\".*/\\1/p')"
+    );
+    let _ = writeln!(s, "  sleep {}; curl -s {sink}; echo", gw.ciba.interval_s);
+    let _ = writeln!(s, "  #   → [{{\"path\":\"/demo-rp-ping\",\"authorization\":\"Bearer my-ping-token\",\"body\":{{\"auth_req_id\":…}}}}]");
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {ping_auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
+    );
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {push_auth} -d 'scope=openid mc_authn' -d login_hint=MSISDN:{first} -d client_notification_token=my-push-token {url}/bc-authorize; echo"
+    );
+    let _ = writeln!(s, "  sleep {}; curl -s {sink}; echo", gw.ciba.interval_s);
+    let _ = writeln!(
+        s,
+        "  #   → the push: {{\"auth_req_id\",\"access_token\",\"token_type\",\"expires_in\",\"id_token\"}}"
+    );
+    let _ =
+        writeln!(s, "  #   (orange numbers: the simulated operator pings the gateway at /op/orange/notify first)\n");
     s
 }

@@ -218,6 +218,8 @@ fn serve(path: PathBuf) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+// One argument per `mcgate sim` flag; the subcommand is the only caller.
+#[allow(clippy::too_many_arguments)]
 fn sim(
     operator: String,
     listen: SocketAddr,

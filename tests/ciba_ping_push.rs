@@ -341,7 +341,10 @@ async fn operator_ping_callback_fetches_the_result() {
     assert!(got[0].body["id_token"].is_string(), "{:?}", got[0].body);
     let sent = demo.sims[2].sent();
     assert_eq!(sent.len(), 1);
-    assert_eq!(serde_json::from_str::<Value>(&sent[0].body).unwrap(), serde_json::json!({"auth_req_id": sent_id(&sent[0].body)}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&sent[0].body).unwrap(),
+        serde_json::json!({"auth_req_id": sent_id(&sent[0].body)})
+    );
     assert_eq!(sent[0].status, 204);
     demo.stop().await;
 }

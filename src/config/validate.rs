@@ -331,10 +331,9 @@ impl Validator {
                 format!("{p}.backchannel_client_notification_endpoint"),
                 "only used by ping and push clients; remove it or set backchannel_token_delivery_mode",
             ),
-            ("ping" | "push", None) => self.err(
-                format!("{p}.backchannel_client_notification_endpoint"),
-                "required for ping and push clients",
-            ),
+            ("ping" | "push", None) => {
+                self.err(format!("{p}.backchannel_client_notification_endpoint"), "required for ping and push clients")
+            }
             ("ping" | "push", Some(u)) => {
                 if let Some(url) = self.url(&format!("{p}.backchannel_client_notification_endpoint"), u) {
                     if url.fragment().is_some() {

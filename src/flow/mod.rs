@@ -14,8 +14,8 @@
 //! approve or consume twice.
 
 pub mod driver;
-pub mod poll;
 pub mod notify;
+pub mod poll;
 pub mod progress;
 
 use serde::{Deserialize, Serialize};

@@ -35,7 +35,7 @@ pub enum Step {
         /// New version.
         version: u64,
         /// The transaction as written.
-        tx: Transaction,
+        tx: Box<Transaction>,
     },
     /// Another writer moved the transaction first: re-read.
     Conflict,
@@ -67,7 +67,7 @@ pub async fn apply_answer(
         return Ok(Step::Unchanged);
     };
     Ok(match cas(gw, version, tx, moved.clone()).await? {
-        Some(version) => Step::Applied { version, tx: moved },
+        Some(version) => Step::Applied { version, tx: Box::new(moved) },
         None => Step::Conflict,
     })
 }

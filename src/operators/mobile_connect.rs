@@ -3,10 +3,10 @@
 //! `interval`/`slow_down`, and verification of the ID token it returns. Operator error codes are
 //! mapped to the flow's classes here and nowhere else.
 
+use super::callback::OperatorCallback;
 use super::http::{call, CallError, PerThreadClient};
 use super::id_token::{verify, TokenPolicy, TokenRejected};
 use super::metadata::{MetadataCache, PinnedEndpoints};
-use super::callback::OperatorCallback;
 use super::{OperatorBackend, PushError, PushRequest, PushStarted};
 use crate::clock::SharedClock;
 use crate::config::{OperatorConfig, Secret};

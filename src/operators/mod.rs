@@ -11,9 +11,9 @@ pub mod mobile_connect;
 
 use crate::flow::poll::OperatorAnswer;
 use crate::flow::{DeliveryMode, OperatorRef};
-use callback::OperatorCallback;
 use crate::msisdn::Msisdn;
 use async_trait::async_trait;
+use callback::OperatorCallback;
 
 pub use mobile_connect::MobileConnectCiba;
 

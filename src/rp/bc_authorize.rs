@@ -129,11 +129,8 @@ pub async fn handle(
                 DeliveryMode::Push => tx.expires_at_ms,
                 _ => now + started.interval_s * 1000,
             };
-            tx.operator_ref = Some(OperatorRef {
-                next_poll_at_ms,
-                auth_req_id: started.auth_req_id,
-                interval_s: started.interval_s,
-            });
+            tx.operator_ref =
+                Some(OperatorRef { next_poll_at_ms, auth_req_id: started.auth_req_id, interval_s: started.interval_s });
         }
         Err(PushError::NotEnrolled) => {
             return Err(RpError::UnknownUserId("the person is not enrolled in Mobile Connect".into()))
@@ -175,7 +172,9 @@ pub async fn handle(
 /// `client_notification_token`: required, 1-1024 visible ASCII characters (CIBA §7.1).
 fn notification_token(v: Option<&str>) -> Result<&str, RpError> {
     match v {
-        None | Some("") => Err(RpError::invalid_request("client_notification_token is required for ping and push clients")),
+        None | Some("") => {
+            Err(RpError::invalid_request("client_notification_token is required for ping and push clients"))
+        }
         Some(t) if t.len() > 1024 || !t.bytes().all(|b| b.is_ascii_graphic()) => {
             Err(RpError::invalid_request("client_notification_token must be 1-1024 visible ASCII characters"))
         }

@@ -73,7 +73,7 @@ pub async fn handle(
                 return match progress::ask_operator(gw, claimed, &next).await {
                     Ok(Step::Unchanged) => answer(&next),
                     Ok(Step::Applied { version, tx: moved }) if moved.state == TxState::Approved => {
-                        collect_after_approval(gw, version, moved).await
+                        collect_after_approval(gw, version, *moved).await
                     }
                     Ok(Step::Applied { tx: moved, .. }) => answer(&moved),
                     // Someone else moved it meanwhile (a duplicate poll or callback): re-read.
@@ -101,12 +101,7 @@ async fn collect_after_approval(
 }
 
 /// Compare-and-set with metrics; `Some(new_version)` when applied, `None` on conflict.
-async fn cas(
-    gw: &Gateway,
-    version: u64,
-    old: &Transaction,
-    new: Transaction,
-) -> Result<Option<u64>, RpError> {
+async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction) -> Result<Option<u64>, RpError> {
     progress::cas(gw, version, old, new).await.map_err(unavailable)
 }
 

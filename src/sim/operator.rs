@@ -199,7 +199,8 @@ impl SimOperator {
     /// After the person answered, pings or pushes the gateway about `id` (once).
     async fn call_back(self: Arc<Self>, id: String, token: String) {
         tokio::time::sleep(self.cfg.approve_after + Duration::from_millis(20)).await;
-        let (Some(endpoint), Some(client)) = (self.notification_endpoint.lock().clone(), self.callbacks.as_ref()) else {
+        let (Some(endpoint), Some(client)) = (self.notification_endpoint.lock().clone(), self.callbacks.as_ref())
+        else {
             return;
         };
         let body = {
@@ -337,7 +338,8 @@ impl SimOperator {
 
     /// The person's answer for `tx` at `now` ms; an approval is handed out once.
     fn result(&self, id: &str, tx: &mut SimTx, now: u64) -> SimResult {
-        const PENDING: (StatusCode, &str, &str) = (StatusCode::BAD_REQUEST, "authorization_pending", "waiting for the user");
+        const PENDING: (StatusCode, &str, &str) =
+            (StatusCode::BAD_REQUEST, "authorization_pending", "waiting for the user");
         if tx.collected {
             return Err((StatusCode::BAD_REQUEST, "invalid_grant", "already collected"));
         }

@@ -29,8 +29,15 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 7] =
-        [Self::Metadata, Self::Jwks, Self::Discovery, Self::BcAuthorize, Self::Token, Self::OperatorNotify, Self::Other];
+    pub const ALL: [Endpoint; 7] = [
+        Self::Metadata,
+        Self::Jwks,
+        Self::Discovery,
+        Self::BcAuthorize,
+        Self::Token,
+        Self::OperatorNotify,
+        Self::Other,
+    ];
     /// Label value.
     pub fn as_str(self) -> &'static str {
         match self {
