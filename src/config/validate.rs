@@ -435,3 +435,66 @@ pub fn is_loopback_url(u: &url::Url) -> bool {
         None => false,
     }
 }
+
+#[cfg(test)]
+mod delivery_tests {
+    use crate::config::{parse, ValidateOptions, EMBEDDED_ROUTING_TOML};
+    use std::path::Path;
+
+    fn problems(edit: impl Fn(&str) -> String) -> String {
+        let text = edit(EMBEDDED_ROUTING_TOML);
+        match parse(&text, Path::new("."), ValidateOptions { check_environment: false }) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn delivery_modes_and_notification_endpoints_are_checked_by_key() {
+        let err = problems(|t| {
+            t.replace("backchannel_token_delivery_mode = \"ping\"", "backchannel_token_delivery_mode = \"pong\"")
+                .replacen(
+                    "backchannel_client_notification_endpoint = \"https://rp.example.org/ciba/notify\"",
+                    "backchannel_client_notification_endpoint = \"http://rp.example.org/ciba/notify\"",
+                    2,
+                )
+                .replace("notification = \"ping\"", "notification = \"sms\"")
+                .replace("capacity = 10000", "capacity = 0")
+                .replace("attempts = 5", "attempts = 0")
+                .replace("initial_backoff_ms = 1000", "initial_backoff_ms = 60000")
+        });
+        for expected in [
+            "clients[2].backchannel_token_delivery_mode: unknown mode \"pong\"",
+            "clients[3].backchannel_client_notification_endpoint: must be https (plain http only for loopback hosts)",
+            "operators[2].notification: unknown mode \"sms\"",
+            "driver.capacity: must be > 0",
+            "notifications.attempts: must be between 1 and 100",
+            "notifications.initial_backoff_ms: must not exceed notifications.max_backoff_ms",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn ping_and_push_need_an_endpoint_poll_must_not_have_one_loopback_http_is_allowed() {
+        let err = problems(|t| {
+            t.replace("backchannel_client_notification_endpoint = \"https://rp.example.org/ciba/notify\"\n", "")
+        });
+        assert!(
+            err.contains("clients[2].backchannel_client_notification_endpoint: required for ping and push clients"),
+            "{err}"
+        );
+        let err = problems(|t| {
+            t.replace(
+                "backchannel_token_delivery_mode = \"poll\"",
+                "backchannel_token_delivery_mode = \"poll\"\nbackchannel_client_notification_endpoint = \"https://a.example\"",
+            )
+        });
+        assert!(
+            err.contains("clients[0].backchannel_client_notification_endpoint: only used by ping and push"),
+            "{err}"
+        );
+        let ok = problems(|t| t.replace("https://rp.example.org/ciba/notify", "http://127.0.0.1:9999/notify"));
+        assert_eq!(ok, "", "plain http is fine on loopback");
+    }
+}
