@@ -33,6 +33,9 @@ pub enum BuildError {
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The background driver could not be built.
+    #[error("driver: {0}")]
+    Driver(String),
 }
 
 /// Operator facts the RP surface needs (Discovery API).
@@ -117,6 +120,8 @@ pub struct Gateway {
     pub max_body_bytes: usize,
     /// Rendered `/.well-known/openid-configuration`.
     pub metadata_json: Bytes,
+    /// Background driver of ping/push transactions (schedule and delivery client).
+    pub driver: crate::flow::driver::Driver,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -228,5 +233,6 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         discovery_ttl_s: cfg.discovery.discovery_ttl_s,
         max_body_bytes: cfg.server.max_body_bytes,
         metadata_json,
+        driver: crate::flow::driver::Driver::new(&cfg.driver, &cfg.notifications).map_err(BuildError::Driver)?,
     })
 }

@@ -9,7 +9,8 @@ use crate::server::admin::AdminService;
 use crate::server::conn::ConnOptions;
 use crate::server::tls::TlsMaterial;
 use crate::server::{bind, serve_all, BoundListeners};
-use crate::sim::{SimConfig, SimOperator};
+use crate::sim::rp_sink::RpSink;
+use crate::sim::{SimConfig, SimNotification, SimOperator};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -90,6 +91,8 @@ pub struct Demo {
     pub post_client_id: String,
     /// Their (shared) secret.
     pub client_secret: Secret,
+    /// The RP notification sink `demo-rp-ping` and `demo-rp-push` are registered with.
+    pub rp_sink: Arc<RpSink>,
     shutdown: watch::Sender<bool>,
     admin: Arc<AdminService>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -122,6 +125,11 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             approve_after: opts.approve_after,
             slow: opts.slow,
             interval_s: opts.sim_interval_s,
+            notification: match op.notification.as_str() {
+                "ping" => SimNotification::Ping,
+                "push" => SimNotification::Push,
+                _ => SimNotification::Poll,
+            },
         };
         let sim = SimOperator::start(sim_cfg, ([127, 0, 0, 1], 0).into(), rx.clone()).await.map_err(io)?;
         op.issuer = sim.issuer().to_owned();
@@ -147,6 +155,17 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     cfg.server.admin_listen = admin_addr.to_string();
     cfg.keys = Default::default();
     cfg.discovery.ported_numbers = None;
+
+    // Operators that call us back do so on the plain loopback listener (the sims trust no CA).
+    if let Some(plain) = plain_addr {
+        for sim in &sims {
+            sim.set_notification_endpoint(format!("http://{plain}/op/{}/notify", sim.operator_id()));
+        }
+    }
+    let rp_sink = RpSink::start(([127, 0, 0, 1], 0).into(), rx.clone()).await.map_err(io)?;
+    for c in cfg.clients.iter_mut().filter(|c| matches!(c.client_id.as_str(), "demo-rp-ping" | "demo-rp-push")) {
+        c.backchannel_client_notification_endpoint = Some(format!("{}/{}", rp_sink.url(), c.client_id));
+    }
 
     let (client_secret, hash) = config::secret::generate_client_secret();
     for c in cfg.clients.iter_mut().filter(|c| c.client_id.starts_with("demo-rp")) {
@@ -184,6 +203,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         client_id: "demo-rp".into(),
         post_client_id: "demo-rp-post".into(),
         client_secret,
+        rp_sink,
         shutdown,
         admin,
         task,
@@ -286,6 +306,32 @@ pub fn instructions(demo: &Demo, ca: &Path) -> String {
     );
     let _ = writeln!(s, "  #   → {{\"access_token\":…,\"id_token\":…}}: an RS256 ID token; keys at {url}/jwks\n");
     redirect_instructions(&mut s, url, &auth, &first);
+    let sink = demo.rp_sink.url();
+    let ping_auth = format!("-u demo-rp-ping:{}", demo.client_secret.expose());
+    let push_auth = format!("-u demo-rp-push:{}", demo.client_secret.expose());
+    let _ = writeln!(s, "  CIBA ping and push: demo-rp-ping and demo-rp-push (same secret) are notified at the");
+    let _ = writeln!(s, "  RP notification sink {sink}/<client_id>; GET {sink} lists what it received.\n");
+    let _ = writeln!(
+        s,
+        "  AUTH_REQ_ID=$(curl -s --cacert $CA {ping_auth} -d 'scope=openid mc_authn' -d login_hint=MSISDN:{first} \\\n      -d client_notification_token=my-ping-token {url}/bc-authorize | sed -n 's/.*\"auth_req_id\":\"\\([^\"]*\\)\".*/\\1/p')"
+    );
+    let _ = writeln!(s, "  sleep {}; curl -s {sink}; echo", gw.ciba.interval_s);
+    let _ = writeln!(s, "  #   → [{{\"path\":\"/demo-rp-ping\",\"authorization\":\"Bearer my-ping-token\",\"body\":{{\"auth_req_id\":…}}}}]");
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {ping_auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
+    );
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {push_auth} -d 'scope=openid mc_authn' -d login_hint=MSISDN:{first} -d client_notification_token=my-push-token {url}/bc-authorize; echo"
+    );
+    let _ = writeln!(s, "  sleep {}; curl -s {sink}; echo", gw.ciba.interval_s);
+    let _ = writeln!(
+        s,
+        "  #   → the push: {{\"auth_req_id\",\"access_token\",\"token_type\",\"expires_in\",\"id_token\"}}"
+    );
+    let _ =
+        writeln!(s, "  #   (orange numbers: the simulated operator pings the gateway at /op/orange/notify first)\n");
     s
 }
 

@@ -11,7 +11,8 @@
 //! - [`msisdn`]: the [`msisdn::Msisdn`] type: every accepted input form → E.164.
 //! - [`discovery`]: `Directory::route(&Msisdn) -> Route`: ported table, then longest prefix.
 //! - [`rp`]: the RP-facing HTTP surface (metadata, JWKS, discovery API, bc-authorize, token).
-//! - [`flow`]: the transaction state machine.
+//! - [`flow`]: the transaction state machine, its shared progress step, the ping/push driver
+//!   and RP notifications.
 //! - [`operators`]: the `OperatorBackend` trait and the Mobile Connect/CIBA adapter.
 //! - [`tokens`]: signing keys, JWKS, gateway ID tokens, pairwise subjects, subscriber ids.
 //! - [`store`]: the `Store` trait (compare-and-set transactions, replay guards) and its impls.

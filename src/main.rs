@@ -73,6 +73,12 @@ enum Command {
         /// Poll interval announced, seconds.
         #[arg(long, default_value_t = 1)]
         interval_s: u64,
+        /// Call the gateway back: "ping" or "push" to --notification-endpoint ("poll": never).
+        #[arg(long, default_value = "poll")]
+        notification: String,
+        /// The gateway's operator callback URL, e.g. http://127.0.0.1:8080/op/orange/notify.
+        #[arg(long)]
+        notification_endpoint: Option<String>,
     },
     /// Generate dev TLS certificate, signing key and secrets (never use them in production).
     Certs {
@@ -95,9 +101,25 @@ fn main() -> ExitCode {
             demo(listen, plain_listen, admin_listen, approve_after_ms)
         }
         Command::CheckConfig { file } => check_config(file),
-        Command::Sim { operator, listen, client_id, client_secret_env, approve_after_ms, interval_s } => {
-            sim(operator, listen, client_id, client_secret_env, approve_after_ms, interval_s)
-        }
+        Command::Sim {
+            operator,
+            listen,
+            client_id,
+            client_secret_env,
+            approve_after_ms,
+            interval_s,
+            notification,
+            notification_endpoint,
+        } => sim(
+            operator,
+            listen,
+            client_id,
+            client_secret_env,
+            approve_after_ms,
+            interval_s,
+            notification,
+            notification_endpoint,
+        ),
         Command::Certs { dir, force } => mcgate::server::tls::write_dev_material(&dir, force)
             .map(|written| {
                 for w in &written {
@@ -196,6 +218,8 @@ fn serve(path: PathBuf) -> Result<(), String> {
     .map_err(|e| e.to_string())
 }
 
+// One argument per `mcgate sim` flag; the subcommand is the only caller.
+#[allow(clippy::too_many_arguments)]
 fn sim(
     operator: String,
     listen: SocketAddr,
@@ -203,7 +227,15 @@ fn sim(
     env: Option<String>,
     approve_after_ms: u64,
     interval_s: u64,
+    notification: String,
+    notification_endpoint: Option<String>,
 ) -> Result<(), String> {
+    let notification = match notification.as_str() {
+        "poll" => mcgate::sim::SimNotification::Poll,
+        "ping" => mcgate::sim::SimNotification::Ping,
+        "push" => mcgate::sim::SimNotification::Push,
+        other => return Err(format!("--notification {other:?}: use poll, ping or push")),
+    };
     let var = env.unwrap_or_else(|| format!("MCGATE_{}_SECRET", operator.to_uppercase()));
     let secret = std::env::var(&var)
         .map_err(|_| format!("environment variable {var} (the gateway's client secret) is not set"))?;
@@ -218,8 +250,12 @@ fn sim(
             approve_after: Duration::from_millis(approve_after_ms),
             slow: Duration::from_secs(10),
             interval_s,
+            notification,
         };
         let sim = mcgate::sim::SimOperator::start(cfg, listen, rx).await.map_err(|e| e.to_string())?;
+        if let Some(url) = notification_endpoint {
+            sim.set_notification_endpoint(url);
+        }
         println!("mcgate sim ready: operator={operator} issuer={}", sim.issuer());
         mcgate::server::shutdown_signal().await;
         let _ = tx.send(true);

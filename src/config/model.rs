@@ -39,6 +39,75 @@ pub struct Config {
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
+    /// The background driver (polls operators for ping/push clients).
+    #[serde(default)]
+    pub driver: DriverConfig,
+    /// CIBA ping/push deliveries to relying parties.
+    #[serde(default)]
+    pub notifications: NotificationsConfig,
+}
+
+/// `[driver]`: the background driver that advances transactions of ping/push clients (the
+/// gateway itself polls their operators) and delivers their notifications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriverConfig {
+    /// Worker tasks running due jobs (operator polls, deliveries).
+    #[serde(default = "default_driver_workers")]
+    pub workers: usize,
+    /// Most ping/push transactions followed at once; when full, `bc-authorize` answers 503.
+    #[serde(default = "default_driver_capacity")]
+    pub capacity: usize,
+    /// `Retry-After` of that 503, seconds.
+    #[serde(default = "default_driver_retry_after")]
+    pub retry_after_s: u32,
+    /// Delay before retrying a job the store could not serve, milliseconds.
+    #[serde(default = "default_driver_store_retry")]
+    pub store_retry_ms: u64,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        Self {
+            workers: default_driver_workers(),
+            capacity: default_driver_capacity(),
+            retry_after_s: default_driver_retry_after(),
+            store_retry_ms: default_driver_store_retry(),
+        }
+    }
+}
+
+/// `[notifications]`: POSTs to the clients' `backchannel_client_notification_endpoint`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationsConfig {
+    /// Most delivery attempts per transaction (also bounded by its expiry).
+    #[serde(default = "default_notify_attempts")]
+    pub attempts: u32,
+    /// Wait after the first failed attempt, milliseconds; doubles per attempt.
+    #[serde(default = "default_notify_initial_backoff")]
+    pub initial_backoff_ms: u64,
+    /// Longest wait between attempts, milliseconds.
+    #[serde(default = "default_notify_max_backoff")]
+    pub max_backoff_ms: u64,
+    /// Whole-exchange timeout of one attempt, milliseconds.
+    #[serde(default = "default_notify_attempt_timeout")]
+    pub attempt_timeout_ms: u64,
+    /// TCP connect timeout towards the client, milliseconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        Self {
+            attempts: default_notify_attempts(),
+            initial_backoff_ms: default_notify_initial_backoff(),
+            max_backoff_ms: default_notify_max_backoff(),
+            attempt_timeout_ms: default_notify_attempt_timeout(),
+            connect_timeout_ms: default_connect_timeout(),
+        }
+    }
 }
 
 /// `[server]`.
@@ -304,6 +373,11 @@ pub struct OperatorConfig {
     /// Clock skew allowed on the operator's `exp`/`iat`, seconds.
     #[serde(default = "default_skew")]
     pub clock_skew_s: u64,
+    /// How the operator reports results: `poll` (we poll its token endpoint), `ping` (it POSTs
+    /// `{auth_req_id}` to `<issuer>/op/{id}/notify`, then we fetch) or `push` (it POSTs the
+    /// result there). We register that endpoint with the operator out of band.
+    #[serde(default = "default_delivery_mode")]
+    pub notification: String,
 }
 
 /// `[[clients]]`: one relying party.
@@ -322,9 +396,12 @@ pub struct ClientConfig {
     /// SHA-256 (hex) of the client secret; two during a rotation. Never the secret itself.
     #[serde(default)]
     pub client_secret_sha256: Vec<String>,
-    /// `poll` (ping and push arrive with the complete OP work).
+    /// `poll`, `ping` or `push` (CIBA token delivery mode).
     #[serde(default = "default_delivery_mode")]
     pub backchannel_token_delivery_mode: String,
+    /// Where ping/push notifications are POSTed (https; http only for loopback hosts).
+    #[serde(default)]
+    pub backchannel_client_notification_endpoint: Option<String>,
     /// Scopes the client may ask for.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,
@@ -460,4 +537,28 @@ fn default_log_level() -> String {
 }
 fn default_log_format() -> String {
     "json".into()
+}
+fn default_driver_workers() -> usize {
+    2
+}
+fn default_driver_capacity() -> usize {
+    10_000
+}
+fn default_driver_retry_after() -> u32 {
+    1
+}
+fn default_driver_store_retry() -> u64 {
+    1_000
+}
+fn default_notify_attempts() -> u32 {
+    5
+}
+fn default_notify_initial_backoff() -> u64 {
+    1_000
+}
+fn default_notify_max_backoff() -> u64 {
+    30_000
+}
+fn default_notify_attempt_timeout() -> u64 {
+    5_000
 }

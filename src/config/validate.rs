@@ -29,6 +29,7 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.discovery(cfg, base_dir, opts);
     v.operators(cfg, base_dir, opts);
     v.clients(cfg);
+    v.delivery(cfg);
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }
@@ -227,6 +228,12 @@ impl Validator {
         if op.mode != "ciba" {
             self.err(format!("{p}.mode"), format!("unknown mode {:?}; available: \"ciba\"", op.mode));
         }
+        if !matches!(op.notification.as_str(), "poll" | "ping" | "push") {
+            self.err(
+                format!("{p}.notification"),
+                format!("unknown mode {:?}; use \"poll\", \"ping\" or \"push\"", op.notification),
+            );
+        }
         self.url(&format!("{p}.issuer"), &op.issuer);
         for (k, v) in [
             ("backchannel_authentication_endpoint", &op.backchannel_authentication_endpoint),
@@ -290,12 +297,7 @@ impl Validator {
                 );
             }
             self.client_auth(c, &p);
-            if c.backchannel_token_delivery_mode != "poll" {
-                self.err(
-                    format!("{p}.backchannel_token_delivery_mode"),
-                    format!("{:?} is not available yet; use \"poll\"", c.backchannel_token_delivery_mode),
-                );
-            }
+            self.client_delivery(c, &p);
             if !c.scopes.iter().any(|s| s == "openid") {
                 self.err(format!("{p}.scopes"), "must include \"openid\"");
             }
@@ -325,6 +327,64 @@ impl Validator {
                     self.err(format!("{p}.allowed_operators[{j}]"), format!("unknown operator {o:?}"));
                 }
             }
+        }
+    }
+
+    fn client_delivery(&mut self, c: &ClientConfig, p: &str) {
+        let endpoint = &c.backchannel_client_notification_endpoint;
+        match (c.backchannel_token_delivery_mode.as_str(), endpoint) {
+            ("poll", None) => {}
+            ("poll", Some(_)) => self.err(
+                format!("{p}.backchannel_client_notification_endpoint"),
+                "only used by ping and push clients; remove it or set backchannel_token_delivery_mode",
+            ),
+            ("ping" | "push", None) => {
+                self.err(format!("{p}.backchannel_client_notification_endpoint"), "required for ping and push clients")
+            }
+            ("ping" | "push", Some(u)) => {
+                if let Some(url) = self.url(&format!("{p}.backchannel_client_notification_endpoint"), u) {
+                    if url.fragment().is_some() {
+                        self.err(format!("{p}.backchannel_client_notification_endpoint"), "must not have a fragment");
+                    }
+                }
+            }
+            (m, _) => self.err(
+                format!("{p}.backchannel_token_delivery_mode"),
+                format!("unknown mode {m:?}; use \"poll\", \"ping\" or \"push\""),
+            ),
+        }
+    }
+
+    fn delivery(&mut self, cfg: &Config) {
+        let d = &cfg.driver;
+        if d.workers == 0 || d.workers > 64 {
+            self.err("driver.workers", "must be between 1 and 64");
+        }
+        if d.capacity == 0 {
+            self.err("driver.capacity", "must be > 0");
+        }
+        if d.retry_after_s == 0 {
+            self.err("driver.retry_after_s", "must be > 0");
+        }
+        if d.store_retry_ms == 0 {
+            self.err("driver.store_retry_ms", "must be > 0");
+        }
+        let n = &cfg.notifications;
+        if n.attempts == 0 || n.attempts > 100 {
+            self.err("notifications.attempts", "must be between 1 and 100");
+        }
+        for (k, v) in [
+            ("initial_backoff_ms", n.initial_backoff_ms),
+            ("max_backoff_ms", n.max_backoff_ms),
+            ("attempt_timeout_ms", n.attempt_timeout_ms),
+            ("connect_timeout_ms", n.connect_timeout_ms),
+        ] {
+            if v == 0 {
+                self.err(format!("notifications.{k}"), "must be > 0");
+            }
+        }
+        if n.initial_backoff_ms > n.max_backoff_ms {
+            self.err("notifications.initial_backoff_ms", "must not exceed notifications.max_backoff_ms");
         }
     }
 
@@ -399,5 +459,68 @@ pub fn is_loopback_url(u: &url::Url) -> bool {
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
+    }
+}
+
+#[cfg(test)]
+mod delivery_tests {
+    use crate::config::{parse, ValidateOptions, EMBEDDED_ROUTING_TOML};
+    use std::path::Path;
+
+    fn problems(edit: impl Fn(&str) -> String) -> String {
+        let text = edit(EMBEDDED_ROUTING_TOML);
+        match parse(&text, Path::new("."), ValidateOptions { check_environment: false }) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn delivery_modes_and_notification_endpoints_are_checked_by_key() {
+        let err = problems(|t| {
+            t.replace("backchannel_token_delivery_mode = \"ping\"", "backchannel_token_delivery_mode = \"pong\"")
+                .replacen(
+                    "backchannel_client_notification_endpoint = \"https://rp.example.org/ciba/notify\"",
+                    "backchannel_client_notification_endpoint = \"http://rp.example.org/ciba/notify\"",
+                    2,
+                )
+                .replace("notification = \"ping\"", "notification = \"sms\"")
+                .replace("capacity = 10000", "capacity = 0")
+                .replace("attempts = 5", "attempts = 0")
+                .replace("initial_backoff_ms = 1000", "initial_backoff_ms = 60000")
+        });
+        for expected in [
+            "clients[3].backchannel_token_delivery_mode: unknown mode \"pong\"",
+            "clients[4].backchannel_client_notification_endpoint: must be https (plain http only for loopback hosts)",
+            "operators[2].notification: unknown mode \"sms\"",
+            "driver.capacity: must be > 0",
+            "notifications.attempts: must be between 1 and 100",
+            "notifications.initial_backoff_ms: must not exceed notifications.max_backoff_ms",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+    }
+
+    #[test]
+    fn ping_and_push_need_an_endpoint_poll_must_not_have_one_loopback_http_is_allowed() {
+        let err = problems(|t| {
+            t.replace("backchannel_client_notification_endpoint = \"https://rp.example.org/ciba/notify\"\n", "")
+        });
+        assert!(
+            err.contains("clients[3].backchannel_client_notification_endpoint: required for ping and push clients"),
+            "{err}"
+        );
+        let err = problems(|t| {
+            t.replace(
+                "backchannel_token_delivery_mode = \"poll\"",
+                "backchannel_token_delivery_mode = \"poll\"\nbackchannel_client_notification_endpoint = \"https://a.example\"",
+            )
+        });
+        assert!(
+            err.contains("clients[0].backchannel_client_notification_endpoint: only used by ping and push"),
+            "{err}"
+        );
+        let ok = problems(|t| t.replace("https://rp.example.org/ciba/notify", "http://127.0.0.1:9999/notify"));
+        assert_eq!(ok, "", "plain http is fine on loopback");
     }
 }

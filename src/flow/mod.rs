@@ -13,7 +13,10 @@
 //! compare-and-set in the [`crate::store::Store`], so duplicate polls or two instances can never
 //! approve or consume twice.
 
+pub mod driver;
+pub mod notify;
 pub mod poll;
+pub mod progress;
 pub mod redirect;
 
 use serde::{Deserialize, Serialize};
@@ -101,6 +104,39 @@ pub enum Channel {
     Sms,
 }
 
+/// How results reach a party (a CIBA client's `backchannel_token_delivery_mode`, or an
+/// operator's `notification`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    /// The party polls the token endpoint.
+    #[default]
+    Poll,
+    /// The party is told `{auth_req_id}`, then polls.
+    Ping,
+    /// The result itself is POSTed.
+    Push,
+}
+
+impl DeliveryMode {
+    /// From a validated config value (anything unknown is `poll`).
+    pub fn from_config(s: &str) -> Self {
+        match s {
+            "ping" => Self::Ping,
+            "push" => Self::Push,
+            _ => Self::Poll,
+        }
+    }
+    /// Config and label form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Poll => "poll",
+            Self::Ping => "ping",
+            Self::Push => "push",
+        }
+    }
+}
+
 /// Our side of the operator's transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OperatorRef {
@@ -166,6 +202,86 @@ pub struct Transaction {
     /// The browser (authorization code) flow's values; `None` for CIBA.
     #[serde(default)]
     pub redirect: Option<redirect::RedirectFlow>,
+    /// The RP's `client_notification_token` (ping/push clients; never logged).
+    #[serde(default)]
+    pub client_notification_token: Option<NotificationToken>,
+    /// Ping/push delivery to the RP so far.
+    #[serde(default)]
+    pub notification: Option<Notification>,
+    /// SHA-256 (hex) of the secret half of the `client_notification_token` we gave the operator
+    /// (`<id>.<secret>`), when the operator pings or pushes us.
+    #[serde(default)]
+    pub operator_notify_sha256: Option<String>,
+}
+
+/// A bearer token the RP gave us for its notification endpoint: sent only there, never logged.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct NotificationToken(String);
+
+impl NotificationToken {
+    /// Wraps a token.
+    pub fn new(token: impl Into<String>) -> Self {
+        Self(token.into())
+    }
+    /// The token itself: only for the `Authorization` header of a delivery.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NotificationToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Why one delivery attempt to the RP failed (a closed set: also a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryFailure {
+    /// No connection could be made.
+    Connect,
+    /// No answer within the attempt timeout.
+    Timeout,
+    /// The endpoint answered something other than 200/204.
+    HttpStatus,
+    /// The connection broke mid-exchange.
+    Broken,
+}
+
+impl DeliveryFailure {
+    /// Label form.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connect => "connect",
+            Self::Timeout => "timeout",
+            Self::HttpStatus => "http_status",
+            Self::Broken => "broken",
+        }
+    }
+}
+
+/// Ping/push delivery status of a transaction (never the token).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// Attempts made.
+    pub attempts: u32,
+    /// The endpoint acknowledged (200/204).
+    pub delivered: bool,
+    /// Attempts are exhausted (or the transaction expired) without success.
+    pub gave_up: bool,
+    /// Class of the last failure.
+    pub last_failure: Option<DeliveryFailure>,
+    /// Earliest next attempt, ms.
+    pub next_attempt_at_ms: u64,
+}
+
+impl Notification {
+    /// Whether nothing more will be attempted.
+    pub fn finished(&self) -> bool {
+        self.delivered || self.gave_up
+    }
 }
 
 impl Transaction {

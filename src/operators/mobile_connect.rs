@@ -6,6 +6,7 @@
 
 mod redirect;
 
+use super::callback::OperatorCallback;
 use super::http::{call, CallError, PerThreadClient};
 use super::id_token::{verify, TokenPolicy, TokenRejected};
 use super::metadata::{MetadataCache, PinnedEndpoints};
@@ -13,7 +14,7 @@ use super::{OperatorBackend, PushError, PushRequest, PushStarted};
 use crate::clock::SharedClock;
 use crate::config::{OperatorConfig, Secret};
 use crate::flow::poll::OperatorAnswer;
-use crate::flow::{FailReason, OperatorRef};
+use crate::flow::{DeliveryMode, FailReason, OperatorRef};
 use crate::telemetry::Metrics;
 use async_trait::async_trait;
 use base64::Engine;
@@ -58,6 +59,7 @@ pub struct MobileConnectCiba {
     metadata: MetadataCache,
     policy: TokenPolicy,
     metrics: CallMetrics,
+    notification: DeliveryMode,
 }
 
 #[derive(Deserialize)]
@@ -132,6 +134,7 @@ impl MobileConnectCiba {
                 token_seconds: metrics.operator_seconds.with_label_values(&[&cfg.id, "token"]),
                 errors,
             },
+            notification: DeliveryMode::from_config(&cfg.notification),
         })
     }
 
@@ -143,6 +146,33 @@ impl MobileConnectCiba {
             .header(header::ACCEPT, "application/json")
             .header(header::AUTHORIZATION, self.basic_auth.clone())
             .body(Full::new(Bytes::from(form)))
+    }
+}
+
+impl MobileConnectCiba {
+    /// Verifies the operator's ID token for `op` (polled or pushed).
+    async fn verify_id_token(&self, op: &OperatorRef, id_token: &str) -> OperatorAnswer {
+        match verify(id_token, &self.metadata, &self.policy, &op.auth_req_id).await {
+            Ok(r) => OperatorAnswer::Approved(r),
+            Err(TokenRejected::KeysUnavailable(_)) => {
+                self.metrics.error("connect");
+                OperatorAnswer::Pending { slow_down: false }
+            }
+            Err(e) => {
+                self.metrics.error("token_invalid");
+                tracing::warn!(operator = %self.id, error = %e, "operator ID token rejected");
+                OperatorAnswer::Failed(FailReason::OperatorTokenInvalid)
+            }
+        }
+    }
+
+    /// Maps an operator's result error (token endpoint answer or pushed error).
+    fn result_error(&self, error: &str) -> OperatorAnswer {
+        let answer = poll_error(Some(error));
+        if matches!(answer, OperatorAnswer::Failed(_)) {
+            self.metrics.error("oauth_error");
+        }
+        answer
     }
 }
 
@@ -232,6 +262,9 @@ impl OperatorBackend for MobileConnectCiba {
             if let Some(b) = req.binding_message {
                 form.append_pair("binding_message", b);
             }
+            if let Some(t) = req.client_notification_token {
+                form.append_pair("client_notification_token", t);
+            }
             form.finish()
         };
         let request =
@@ -300,18 +333,7 @@ impl OperatorBackend for MobileConnectCiba {
                 self.metrics.error("bad_answer");
                 return OperatorAnswer::Failed(FailReason::OperatorTokenInvalid);
             };
-            return match verify(&answer.id_token, &self.metadata, &self.policy, &op.auth_req_id).await {
-                Ok(r) => OperatorAnswer::Approved(r),
-                Err(TokenRejected::KeysUnavailable(_)) => {
-                    self.metrics.error("connect");
-                    pending
-                }
-                Err(e) => {
-                    self.metrics.error("token_invalid");
-                    tracing::warn!(operator = %self.id, error = %e, "operator ID token rejected");
-                    OperatorAnswer::Failed(FailReason::OperatorTokenInvalid)
-                }
-            };
+            return self.verify_id_token(op, &answer.id_token).await;
         }
         if resp.status.is_server_error() {
             self.metrics.error("http_5xx");
@@ -322,6 +344,18 @@ impl OperatorBackend for MobileConnectCiba {
             self.metrics.error("oauth_error");
         }
         answer
+    }
+
+    fn notification_mode(&self) -> DeliveryMode {
+        self.notification
+    }
+
+    async fn callback_answer(&self, op: &OperatorRef, cb: &OperatorCallback) -> OperatorAnswer {
+        match cb {
+            OperatorCallback::Ping { .. } => self.poll(op).await,
+            OperatorCallback::Tokens { id_token, .. } => self.verify_id_token(op, id_token).await,
+            OperatorCallback::Error { error, .. } => self.result_error(error),
+        }
     }
 
     async fn warm_up(&self) -> Result<(), String> {

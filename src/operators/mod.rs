@@ -4,15 +4,17 @@
 //! (authorization code) hop is part of the same adapter. Knows nothing of
 //! relying parties: RP values never reach an operator.
 
+pub mod callback;
 pub mod http;
 pub mod id_token;
 pub mod metadata;
 pub mod mobile_connect;
 
 use crate::flow::poll::OperatorAnswer;
-use crate::flow::{FailReason, OperatorRef};
+use crate::flow::{DeliveryMode, FailReason, OperatorRef};
 use crate::msisdn::Msisdn;
 use async_trait::async_trait;
+use callback::OperatorCallback;
 
 pub use mobile_connect::MobileConnectCiba;
 
@@ -27,6 +29,9 @@ pub struct PushRequest<'a> {
     pub binding_message: Option<&'a str>,
     /// Seconds the operator may keep its transaction open.
     pub requested_expiry_s: u64,
+    /// Our `client_notification_token` for this transaction when the operator pings or pushes
+    /// us (sent to the operator only; never logged).
+    pub client_notification_token: Option<&'a str>,
 }
 
 /// The operator accepted the push.
@@ -132,5 +137,16 @@ pub trait OperatorBackend: Send + Sync + 'static {
     /// token, or classifies an error. Never `Pending`.
     async fn finish_redirect(&self, _ret: RedirectReturn<'_>) -> OperatorAnswer {
         OperatorAnswer::Failed(FailReason::OperatorError)
+    }
+    /// How the operator reports results to us (`poll` unless configured otherwise).
+    fn notification_mode(&self) -> DeliveryMode {
+        DeliveryMode::Poll
+    }
+    /// What an operator callback about `op` says: a ping fetches the result, a push is verified.
+    async fn callback_answer(&self, op: &OperatorRef, cb: &OperatorCallback) -> OperatorAnswer {
+        match cb {
+            OperatorCallback::Ping { .. } => self.poll(op).await,
+            _ => OperatorAnswer::Failed(crate::flow::FailReason::OperatorError),
+        }
     }
 }

@@ -314,20 +314,17 @@ mod tests {
     use crate::config::ClientConfig;
 
     fn client(method: &str, legacy: bool) -> RegisteredClient {
-        let cfg = ClientConfig {
-            client_id: "rp".into(),
-            client_name: None,
-            token_endpoint_auth_method: method.into(),
-            client_secret_sha256: vec![],
-            backchannel_token_delivery_mode: "poll".into(),
-            scopes: vec!["openid".into(), "mc_authn".into(), "mc_authz".into()],
-            redirect_uris: vec!["https://rp/cb".into()],
-            sector_identifier: "x".into(),
-            min_acr: "2".into(),
-            allowed_operators: vec![],
-            id_token_signed_response_alg: "RS256".into(),
-            mc_legacy: legacy,
-        };
+        let cfg: ClientConfig = toml::from_str(&format!(
+            r#"
+            client_id = "rp"
+            token_endpoint_auth_method = "{method}"
+            scopes = ["openid", "mc_authn", "mc_authz"]
+            redirect_uris = ["https://rp/cb"]
+            sector_identifier = "x"
+            mc_legacy = {legacy}
+            "#
+        ))
+        .expect("client config");
         RegisteredClient::from_config(&cfg, |_| None)
     }
 

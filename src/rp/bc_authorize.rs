@@ -1,7 +1,9 @@
-//! `POST /bc-authorize` (CIBA backchannel authentication, poll mode): authenticate the client,
+//! `POST /bc-authorize` (CIBA backchannel authentication, poll/ping/push): authenticate the client,
 //! validate every parameter, find the person's operator, start the push there before answering
 //! (so early refusals reach the RP at once), store the transaction and acknowledge with our own
 //! `auth_req_id`. Operator outcomes map per shared/protocol.md §5 (SMS fallback comes later).
+//! Ping/push clients must send a `client_notification_token`; their transaction is handed to
+//! the background driver (503 + `Retry-After` when it is full).
 
 use super::client_auth::RegisteredClient;
 use super::error::{json_response, RpError};
@@ -10,7 +12,7 @@ use super::idempotency::{self, Claim};
 use super::login_hint;
 use super::RequestLog;
 use crate::app::Gateway;
-use crate::flow::{Channel, FailReason, OperatorRef, Transaction, TxState};
+use crate::flow::{Channel, DeliveryMode, FailReason, NotificationToken, OperatorRef, Transaction, TxState};
 use crate::operators::{PushError, PushRequest};
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
@@ -100,6 +102,10 @@ async fn start(
         login_hint::check_binding_message(b, gw.ciba.binding_message_max_chars)?;
     }
     let expires_in = requested_expiry(form.get("requested_expiry"), gw.ciba.default_expiry_s, gw.ciba.max_expiry_s)?;
+    let notification_token = match client.delivery {
+        DeliveryMode::Poll => None,
+        DeliveryMode::Ping | DeliveryMode::Push => Some(notification_token(form.get("client_notification_token"))?),
+    };
 
     let msisdn = login_hint::resolve(gw, &client.client_id, form.require("login_hint")?)?;
     log.msisdn = Some(msisdn);
@@ -118,9 +124,27 @@ async fn start(
         return Err(RpError::AccessDenied("the person's operator offers no Mobile Connect authentication".into()));
     }
 
+    // Ping/push clients are followed by the driver: reserve its place before any push is sent.
+    let admission = match notification_token {
+        Some(_) => Some(gw.driver.admit().ok_or(RpError::Shed(gw.driver.retry_after_s()))?),
+        None => None,
+    };
+    let id = &tx_id;
+    // An operator that calls us back gets `<id>.<secret>`: the callback finds the transaction by
+    // id and proves itself with the secret, of which only a hash is stored.
+    let operator_notify = (operator.notification_mode() != DeliveryMode::Poll).then(|| {
+        let secret = crate::clock::random_token(32);
+        (format!("{id}.{secret}"), crate::config::secret::secret_sha256_hex(&secret))
+    });
     let acr_values = if acr_floor >= 3 { "3" } else { "2" };
     let push = operator
-        .start_push(&PushRequest { msisdn: &msisdn, acr_values, binding_message, requested_expiry_s: expires_in })
+        .start_push(&PushRequest {
+            msisdn: &msisdn,
+            acr_values,
+            binding_message,
+            requested_expiry_s: expires_in,
+            client_notification_token: operator_notify.as_ref().map(|(t, _)| t.as_str()),
+        })
         .await;
     let now = gw.clock.now_ms();
     let mut tx = Transaction {
@@ -139,16 +163,20 @@ async fn start(
         interval_s: gw.ciba.interval_s,
         next_poll_at_ms: now, // the first poll may come at once; then `interval` apart
         push_deadline_ms: now + operator.push_timeout_s().min(expires_in) * 1000,
+        client_notification_token: notification_token.map(NotificationToken::new),
+        operator_notify_sha256: operator_notify.map(|(_, hash)| hash),
         ..Default::default()
     };
     match push {
         Ok(started) => {
             tx.expires_at_ms = tx.expires_at_ms.min(now + started.expires_in.max(1) * 1000);
-            tx.operator_ref = Some(OperatorRef {
-                next_poll_at_ms: now + started.interval_s * 1000,
-                auth_req_id: started.auth_req_id,
-                interval_s: started.interval_s,
-            });
+            // A pushing operator is never polled: its token endpoint would not answer us.
+            let next_poll_at_ms = match operator.notification_mode() {
+                DeliveryMode::Push => tx.expires_at_ms,
+                _ => now + started.interval_s * 1000,
+            };
+            tx.operator_ref =
+                Some(OperatorRef { next_poll_at_ms, auth_req_id: started.auth_req_id, interval_s: started.interval_s });
         }
         Err(PushError::NotEnrolled) => {
             return Err(RpError::UnknownUserId("the person is not enrolled in Mobile Connect".into()))
@@ -185,9 +213,25 @@ async fn start(
         .await
         .map_err(|e| RpError::TemporarilyUnavailable(format!("transaction store: {e}").into()))?;
     gw.metrics.transition(None, Some(state));
+    if let Some(a) = admission {
+        a.schedule(auth_req_id.clone(), now);
+    }
     gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
 
     Ok(ack(&auth_req_id, expires_in, gw.ciba.interval_s))
+}
+
+/// `client_notification_token`: required, 1-1024 visible ASCII characters (CIBA §7.1).
+fn notification_token(v: Option<&str>) -> Result<&str, RpError> {
+    match v {
+        None | Some("") => {
+            Err(RpError::invalid_request("client_notification_token is required for ping and push clients"))
+        }
+        Some(t) if t.len() > 1024 || !t.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(RpError::invalid_request("client_notification_token must be 1-1024 visible ASCII characters"))
+        }
+        Some(t) => Ok(t),
+    }
 }
 
 /// The lowest acceptable acr: the lowest requested value, raised to the client's minimum.
@@ -229,6 +273,16 @@ mod tests {
         assert_eq!(acr_floor(Some("3"), 2), Ok(3));
         assert_eq!(acr_floor(Some("2"), 3), Ok(3));
         assert!(acr_floor(Some("4"), 2).is_err());
+    }
+
+    #[test]
+    fn notification_token_is_required_and_visible_ascii() {
+        assert_eq!(notification_token(Some("abc-123.XYZ")), Ok("abc-123.XYZ"));
+        assert_eq!(notification_token(Some(&"a".repeat(1024))).map(str::len), Ok(1024));
+        for bad in [None, Some(""), Some("a b"), Some("é"), Some("a\n")] {
+            assert!(notification_token(bad).is_err(), "{bad:?}");
+        }
+        assert!(notification_token(Some(&"a".repeat(1025))).is_err());
     }
 
     #[test]

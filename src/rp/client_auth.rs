@@ -46,6 +46,10 @@ pub struct RegisteredClient {
     pub allowed_operators: Vec<OperatorIndex>,
     /// Mobile Connect legacy: confidential client allowed to skip PKCE.
     pub mc_legacy: bool,
+    /// CIBA token delivery mode.
+    pub delivery: crate::flow::DeliveryMode,
+    /// Where ping/push notifications go (ping/push clients).
+    pub notification_endpoint: Option<String>,
 }
 
 impl RegisteredClient {
@@ -72,6 +76,8 @@ impl RegisteredClient {
             min_acr: c.min_acr.parse().unwrap_or(2),
             allowed_operators: c.allowed_operators.iter().filter_map(|o| operator_index(o)).collect(),
             mc_legacy: c.mc_legacy,
+            delivery: crate::flow::DeliveryMode::from_config(&c.backchannel_token_delivery_mode),
+            notification_endpoint: c.backchannel_client_notification_endpoint.clone(),
         }
     }
 
@@ -188,6 +194,7 @@ mod tests {
             token_endpoint_auth_method: "client_secret_basic".into(),
             client_secret_sha256: vec![secret_sha256_hex("old"), secret_sha256_hex("s3cr3t")],
             backchannel_token_delivery_mode: "poll".into(),
+            backchannel_client_notification_endpoint: None,
             scopes: vec!["openid".into()],
             redirect_uris: vec![],
             sector_identifier: "x".into(),
@@ -238,20 +245,15 @@ mod tests {
     }
 
     fn registry_cfg() -> ClientConfig {
-        ClientConfig {
-            client_id: "rp".into(),
-            client_name: None,
-            token_endpoint_auth_method: "client_secret_basic".into(),
-            client_secret_sha256: vec![],
-            backchannel_token_delivery_mode: "poll".into(),
-            scopes: vec!["openid".into()],
-            redirect_uris: vec![],
-            sector_identifier: "x".into(),
-            min_acr: "2".into(),
-            allowed_operators: vec![],
-            id_token_signed_response_alg: "RS256".into(),
-            mc_legacy: false,
-        }
+        toml::from_str(
+            r#"
+            client_id = "rp"
+            token_endpoint_auth_method = "client_secret_basic"
+            scopes = ["openid"]
+            sector_identifier = "x"
+            "#,
+        )
+        .expect("client config")
     }
 
     #[test]

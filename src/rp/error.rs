@@ -80,6 +80,12 @@ pub enum RpError {
     /// Body of the wrong type.
     #[error("unsupported_media_type")]
     UnsupportedMediaType,
+    /// Shed: too much open work (the driver is full); `Retry-After` seconds.
+    #[error("temporarily_unavailable (shed)")]
+    Shed(u32),
+    /// An operator callback about a transaction we do not know.
+    #[error("unknown transaction")]
+    UnknownTransaction,
     /// A bug or an internal failure (detail goes to the log only).
     #[error("server_error: {0}")]
     Internal(String),
@@ -90,7 +96,7 @@ pub enum RpError {
     /// `/authorize`: a `response_type` other than `code`.
     #[error("unsupported_response_type")]
     UnsupportedResponseType,
-    /// `/userinfo`: the access token is invalid or expired.
+    /// Bearer token invalid or expired (`/userinfo`, operator callbacks).
     #[error("invalid_token: {0}")]
     InvalidToken(&'static str),
     /// `/userinfo`: no access token at all (challenge without an error code, RFC 6750 §3.1).
@@ -117,7 +123,8 @@ impl RpError {
             Self::InvalidBindingMessage(_) => "invalid_binding_message",
             Self::ExpiredLoginHintToken => "expired_login_hint_token",
             Self::AccessDenied(_) | Self::PersonDenied => "access_denied",
-            Self::TemporarilyUnavailable(_) => "temporarily_unavailable",
+            Self::TemporarilyUnavailable(_) | Self::Shed(_) => "temporarily_unavailable",
+            Self::UnknownTransaction => "not_found",
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
@@ -137,6 +144,8 @@ impl RpError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::MissingToken => StatusCode::UNAUTHORIZED,
+            Self::Shed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UnknownTransaction => StatusCode::NOT_FOUND,
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -165,6 +174,8 @@ impl RpError {
             Self::UnsupportedResponseType => "response_type must be code".into(),
             Self::InvalidClient { .. } => "client authentication failed".into(),
             Self::InvalidGrant(m) | Self::UnauthorizedClient(m) => Cow::Borrowed(m),
+            Self::Shed(_) => "too many open requests; try again later".into(),
+            Self::UnknownTransaction => "no such transaction".into(),
             Self::UnsupportedGrantType => {
                 "grant_type must be urn:openid:params:grant-type:ciba or authorization_code".into()
             }
@@ -203,6 +214,9 @@ impl RpError {
             }
             Self::TemporarilyUnavailable(_) | Self::IdempotencyInFlight => {
                 h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Shed(s) => {
+                h.insert(header::RETRY_AFTER, HeaderValue::from(*s));
             }
             Self::MethodNotAllowed(allow) => {
                 h.insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -14,6 +14,7 @@ pub mod html;
 pub mod idempotency;
 pub mod login_hint;
 pub mod metadata;
+pub mod op_notify;
 pub mod redirect_back;
 pub mod token;
 pub mod token_code;
@@ -156,6 +157,7 @@ enum Route {
     Authorize,
     Callback,
     Userinfo,
+    OperatorNotify,
 }
 
 /// The checked-in OpenAPI 3.1 description of this surface (`docs/openapi.json`), served as is.
@@ -163,7 +165,7 @@ pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
 impl Route {
     /// Every route (the OpenAPI test checks the document against this list).
-    const ALL: [Route; 11] = [
+    const ALL: [Route; 12] = [
         Self::Metadata,
         Self::Jwks,
         Self::OpenApi,
@@ -175,6 +177,7 @@ impl Route {
         Self::Authorize,
         Self::Callback,
         Self::Userinfo,
+        Self::OperatorNotify,
     ];
 
     /// The path, as the OpenAPI document spells it.
@@ -191,6 +194,7 @@ impl Route {
             Self::Authorize => "/authorize",
             Self::Callback => "/callback",
             Self::Userinfo => "/userinfo",
+            Self::OperatorNotify => "/op/{operator}/notify",
         }
     }
 
@@ -207,6 +211,7 @@ impl Route {
             "/authorize" => Self::Authorize,
             "/callback" => Self::Callback,
             "/userinfo" => Self::Userinfo,
+            p if op_notify::operator_of(p).is_some() => Self::OperatorNotify,
             _ => return None,
         })
     }
@@ -222,13 +227,14 @@ impl Route {
             Self::Authorize => Endpoint::Authorize,
             Self::Callback => Endpoint::Callback,
             Self::Userinfo => Endpoint::Userinfo,
+            Self::OperatorNotify => Endpoint::OperatorNotify,
         }
     }
 
     /// The `Allow` header for a wrong method.
     fn allow(self) -> &'static str {
         match self {
-            Self::BcAuthorize | Self::Cancel | Self::Token => "POST",
+            Self::BcAuthorize | Self::Cancel | Self::Token | Self::OperatorNotify => "POST",
             Self::Discovery | Self::Authorize | Self::Userinfo => "GET, POST",
             Self::Metadata | Self::Jwks | Self::OpenApi | Self::OperatorSelection | Self::Callback => "GET",
         }
@@ -281,6 +287,12 @@ async fn dispatch(
                 Route::Authorize => authorize::post(gw, &form, log).await,
                 _ => Ok(discovery_api::handle(gw, &parts.headers, &form, log).await),
             }
+        }
+        (Route::OperatorNotify, &Method::POST) => {
+            let path = req.uri().path().to_owned();
+            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let operator = op_notify::operator_of(&path).unwrap_or_default();
+            op_notify::handle(gw, operator, &parts.headers, &body, log).await
         }
         (route, _) => Err(RpError::MethodNotAllowed(route.allow())),
     }

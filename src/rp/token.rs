@@ -7,18 +7,17 @@ use super::error::{json_response, RpError};
 use super::form::Params;
 use super::RequestLog;
 use crate::app::Gateway;
-use crate::flow::poll::{apply_operator_answer, plan_poll, PollPlan};
-use crate::flow::{Transaction, TxState};
-use crate::msisdn::Msisdn;
-use crate::store::{CasResult, Versioned};
-use crate::tokens::id_token::Approval;
+use crate::flow::poll::{plan_poll, PollPlan};
+use crate::flow::progress::{self, ProgressError, Step};
+use crate::flow::{DeliveryMode, Transaction, TxState};
+use crate::store::Versioned;
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
 
 const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 /// Attempts when another writer wins a compare-and-set (each retry re-reads the state).
-const CAS_ATTEMPTS: usize = 4;
+const CAS_ATTEMPTS: usize = progress::CAS_ATTEMPTS;
 
 /// Handles one token request.
 pub async fn handle(
@@ -37,7 +36,10 @@ pub async fn handle(
         _ => return Err(RpError::UnsupportedGrantType),
     }
     let id = form.require("auth_req_id")?;
-    let retention_ms = gw.ciba.terminal_retention_s * 1000;
+    if client.delivery == DeliveryMode::Push {
+        // CIBA Core §11: a push client receives its tokens at its notification endpoint only.
+        return Err(RpError::UnauthorizedClient("the client is registered for push delivery; it may not poll"));
+    }
 
     for _ in 0..CAS_ATTEMPTS {
         let Some(Versioned { value: tx, version }) = gw.store.get(id).await.map_err(unavailable)? else {
@@ -52,40 +54,35 @@ pub async fn handle(
             PollPlan::Terminal => return answer(&tx),
             PollPlan::SlowDown(next) => {
                 // A lost race here means another poll overlapped this one: still slow_down.
-                cas(gw, version, &tx, next, retention_ms).await?;
+                cas(gw, version, &tx, next).await?;
                 return Err(RpError::SlowDown);
             }
             PollPlan::Answer(next) => {
-                if cas(gw, version, &tx, next.clone(), retention_ms).await?.is_some() {
+                if cas(gw, version, &tx, next.clone()).await?.is_some() {
                     return answer(&next);
                 }
             }
             PollPlan::Collect => {
                 let mut done = tx.clone();
                 done.state = TxState::Consumed;
-                if cas(gw, version, &tx, done, retention_ms).await?.is_some() {
+                if cas(gw, version, &tx, done).await?.is_some() {
                     return issue(gw, &tx);
                 }
             }
             PollPlan::AskOperator(next) => {
-                let Some(claimed) = cas(gw, version, &tx, next.clone(), retention_ms).await? else {
+                let Some(claimed) = cas(gw, version, &tx, next.clone()).await? else {
                     continue;
                 };
-                let (Some(operator), Some(op_ref)) = (gw.operator(&next.operator), next.operator_ref.as_ref()) else {
-                    return Err(RpError::Internal("transaction names an unknown operator".into()));
-                };
-                let op_answer = operator.poll(op_ref).await;
-                let now = gw.clock.now_ms();
-                let Some(moved) = apply_operator_answer(&next, &op_answer, now, next.acr_floor) else {
-                    return answer(&next);
-                };
-                return match cas(gw, claimed, &next, moved.clone(), retention_ms).await? {
-                    Some(v) if moved.state == TxState::Approved => {
-                        collect_after_approval(gw, v, moved, retention_ms).await
+                return match progress::ask_operator(gw, claimed, &next).await {
+                    Ok(Step::Unchanged) => answer(&next),
+                    Ok(Step::Applied { version, tx: moved }) if moved.state == TxState::Approved => {
+                        collect_after_approval(gw, version, *moved).await
                     }
-                    Some(_) => answer(&moved),
+                    Ok(Step::Applied { tx: moved, .. }) => answer(&moved),
                     // Someone else moved it meanwhile (a duplicate poll or callback): re-read.
-                    None => continue,
+                    Ok(Step::Conflict) => continue,
+                    Err(ProgressError::Store(e)) => Err(unavailable(e)),
+                    Err(e @ ProgressError::UnknownOperator) => Err(RpError::Internal(e.to_string())),
                 };
             }
         }
@@ -97,35 +94,18 @@ async fn collect_after_approval(
     gw: &Gateway,
     version: u64,
     approved: Transaction,
-    retention_ms: u64,
 ) -> Result<Response<Full<Bytes>>, RpError> {
     let mut done = approved.clone();
     done.state = TxState::Consumed;
-    match cas(gw, version, &approved, done, retention_ms).await? {
+    match cas(gw, version, &approved, done).await? {
         Some(_) => issue(gw, &approved),
         None => Err(RpError::InvalidGrant("auth_req_id already used")),
     }
 }
 
 /// Compare-and-set with metrics; `Some(new_version)` when applied, `None` on conflict.
-async fn cas(
-    gw: &Gateway,
-    version: u64,
-    old: &Transaction,
-    new: Transaction,
-    retention_ms: u64,
-) -> Result<Option<u64>, RpError> {
-    let (from, to) = (old.state.as_str(), new.state.as_str());
-    let retain = new.retain_until_ms(retention_ms);
-    match gw.store.compare_and_set(version, new, retain).await.map_err(unavailable)? {
-        CasResult::Applied { version } => {
-            if from != to {
-                gw.metrics.transition(Some(from), Some(to));
-            }
-            Ok(Some(version))
-        }
-        CasResult::Conflict { .. } => Ok(None),
-    }
+async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction) -> Result<Option<u64>, RpError> {
+    progress::cas(gw, version, old, new).await.map_err(unavailable)
 }
 
 fn unavailable(e: crate::store::StoreError) -> RpError {
@@ -146,20 +126,6 @@ fn answer(tx: &Transaction) -> Result<Response<Full<Bytes>>, RpError> {
 
 /// Issues the tokens of an approved (now consumed) transaction.
 fn issue(gw: &Gateway, tx: &Transaction) -> Result<Response<Full<Bytes>>, RpError> {
-    let result = tx.result.as_ref().ok_or_else(|| RpError::Internal("approved without a result".into()))?;
-    let client = gw.clients.get(&tx.client_id).ok_or_else(|| RpError::Internal("client vanished".into()))?;
-    let msisdn = Msisdn::from_digits(tx.msisdn).map_err(|_| RpError::Internal("stored MSISDN invalid".into()))?;
-    let sub = gw.pairwise.subject(&client.sector, &msisdn);
-    let approval = Approval {
-        client_id: &tx.client_id,
-        sub: &sub,
-        auth_time: result.auth_time,
-        acr: &result.acr,
-        amr: &result.amr,
-        nonce: None,
-        auth_req_id: None,
-        scope: &tx.scope,
-    };
-    let tokens = gw.tokens.issue(&approval, gw.clock.now_s()).map_err(|e| RpError::Internal(e.to_string()))?;
+    let tokens = progress::issue_tokens(gw, tx, false).map_err(RpError::Internal)?;
     Ok(json_response(StatusCode::OK, serde_json::to_vec(&tokens).unwrap_or_default()))
 }

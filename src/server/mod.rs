@@ -1,6 +1,6 @@
 //! Listeners and their lifecycle: binding (large accept backlog), the public RP listener (TLS by
 //! default, optional loopback plain HTTP), the separate admin listener, background upkeep (store
-//! purge) and graceful shutdown: on SIGTERM/ctrl-c `/ready` turns false, listeners stop
+//! purge, the ping/push driver) and graceful shutdown: on SIGTERM/ctrl-c `/ready` turns false, listeners stop
 //! accepting and in-flight requests get `drain_timeout_ms` to finish.
 //!
 //! Two runtime shapes: `per_core` runs one current-thread tokio runtime per worker thread, all
@@ -86,9 +86,10 @@ pub async fn serve_all(
     let admin_listener = tokio::net::TcpListener::from_std(listeners.admin)?;
     let admin_task = conn::serve(admin_listener, None, admin.clone(), shutdown.clone(), ConnOptions { ..opts });
     let purge = purge_loop(gw.clone(), shutdown.clone(), purge_interval);
+    let driver = crate::flow::driver::run(gw.clone(), shutdown.clone());
     admin.set_ready(true);
     let public = serve_public(gw, listeners.public, listeners.public_tls, listeners.plain, shutdown, opts);
-    let (r, _, _) = tokio::join!(public, admin_task, purge);
+    let (r, _, _, _) = tokio::join!(public, admin_task, purge, driver);
     r
 }
 

@@ -13,6 +13,11 @@
 //! | 6 | slow: `bc-authorize` answers after `slow_ms` |
 //! | 7 | approve with PIN (acr 3, amr `SIM_PIN`) |
 //! | 0 | approve, but the ID token is signed with a key not in the JWKS (forged) |
+//!
+//! With [`SimNotification::Ping`] or [`SimNotification::Push`] (the mode the gateway registered
+//! with this OP, CIBA §4) the simulator also calls the notification endpoint set with
+//! [`SimOperator::set_notification_endpoint`] once the person answered, with the
+//! `client_notification_token` the gateway sent, and records each call ([`SimOperator::sent`]).
 
 mod authorize;
 
@@ -72,6 +77,29 @@ impl Outcome {
     }
 }
 
+/// How the simulated OP tells the gateway about results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SimNotification {
+    /// The gateway polls.
+    #[default]
+    Poll,
+    /// POST `{auth_req_id}`; the gateway then fetches at `/token`.
+    Ping,
+    /// POST the tokens or the error.
+    Push,
+}
+
+/// One callback the simulator made.
+#[derive(Debug, Clone)]
+pub struct SentCallback {
+    /// The `Authorization` header value sent.
+    pub authorization: String,
+    /// The JSON body sent.
+    pub body: String,
+    /// Status answered (0: no answer).
+    pub status: u16,
+}
+
 /// Simulator settings.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -87,6 +115,8 @@ pub struct SimConfig {
     pub slow: Duration,
     /// Poll interval announced, seconds.
     pub interval_s: u64,
+    /// Whether (and how) the OP calls the gateway back.
+    pub notification: SimNotification,
 }
 
 struct SimTx {
@@ -97,6 +127,9 @@ struct SimTx {
     acr_values: String,
     collected: bool,
 }
+
+/// What the person's answer is at `/token` (or in a push): tokens, or an OAuth error.
+type SimResult = Result<serde_json::Value, (StatusCode, &'static str, &'static str)>;
 
 /// Counters a test can read.
 #[derive(Debug, Default)]
@@ -121,6 +154,9 @@ pub struct SimOperator {
     clock: SystemClock,
     /// Request counters.
     pub stats: SimStats,
+    notification_endpoint: Mutex<Option<String>>,
+    sent: Mutex<Vec<SentCallback>>,
+    callbacks: Option<crate::operators::http::PerThreadClient>,
 }
 
 impl SimOperator {
@@ -134,7 +170,7 @@ impl SimOperator {
             "jwks_uri": format!("{issuer}/jwks"),
             "authorization_endpoint": format!("{issuer}/authorize"),
             "code_challenge_methods_supported": ["S256"],
-            "backchannel_token_delivery_modes_supported": ["poll"],
+            "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
             "grant_types_supported": ["urn:openid:params:grant-type:ciba", "authorization_code"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic"],
             "id_token_signing_alg_values_supported": ["RS256"],
@@ -153,7 +189,61 @@ impl SimOperator {
             codes: Mutex::new(HashMap::new()),
             clock: SystemClock,
             stats: SimStats::default(),
+            notification_endpoint: Mutex::new(None),
+            sent: Mutex::new(Vec::new()),
+            callbacks: crate::operators::http::PerThreadClient::new(Duration::from_secs(1), None).ok(),
         }
+    }
+
+    /// Where ping/push callbacks go (the gateway's `/op/{operator}/notify`).
+    pub fn set_notification_endpoint(&self, url: String) {
+        *self.notification_endpoint.lock() = Some(url);
+    }
+
+    /// Every callback made so far.
+    pub fn sent(&self) -> Vec<SentCallback> {
+        self.sent.lock().clone()
+    }
+
+    /// After the person answered, pings or pushes the gateway about `id` (once).
+    async fn call_back(self: Arc<Self>, id: String, token: String) {
+        tokio::time::sleep(self.cfg.approve_after + Duration::from_millis(20)).await;
+        let (Some(endpoint), Some(client)) = (self.notification_endpoint.lock().clone(), self.callbacks.as_ref())
+        else {
+            return;
+        };
+        let body = {
+            let now = self.clock.now_ms();
+            let mut txs = self.txs.lock();
+            let Some(tx) = txs.get_mut(&id) else { return };
+            match (self.cfg.notification, tx.outcome) {
+                (_, Outcome::NeverAnswer) => return,
+                (SimNotification::Ping, _) => json!({ "auth_req_id": id }),
+                _ => match self.result(&id, tx, now) {
+                    Ok(mut tokens) => {
+                        tokens["auth_req_id"] = json!(id);
+                        tokens
+                    }
+                    Err((_, "authorization_pending", _)) => return,
+                    Err((_, error, desc)) => json!({"auth_req_id": id, "error": error, "error_description": desc}),
+                },
+            }
+        };
+        let authorization = format!("Bearer {token}");
+        let Ok(req) = Request::builder()
+            .method(Method::POST)
+            .uri(endpoint)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::AUTHORIZATION, &authorization)
+            .body(Full::new(Bytes::from(body.to_string())))
+        else {
+            return;
+        };
+        let status = crate::operators::http::call(&client.get(), req, Duration::from_secs(5))
+            .await
+            .map(|r| r.status.as_u16())
+            .unwrap_or(0);
+        self.sent.lock().push(SentCallback { authorization, body: body.to_string(), status });
     }
 
     /// Binds `addr` (port 0 for ephemeral), and serves until `shutdown`; returns the simulator
@@ -171,6 +261,11 @@ impl SimOperator {
         let sim = Arc::new(Self::new(cfg, issuer, keys, forged));
         tokio::spawn(serve(listener, None, sim.clone(), shutdown, ConnOptions::default()));
         Ok(sim)
+    }
+
+    /// Operator id.
+    pub fn operator_id(&self) -> &str {
+        &self.cfg.operator_id
     }
 
     /// Issuer URL.
@@ -191,7 +286,7 @@ impl SimOperator {
         dec(id) == self.cfg.client_id && self.cfg.client_secret.ct_eq(&dec(secret))
     }
 
-    async fn bc_authorize(&self, form: &HashMap<String, String>) -> Response<Full<Bytes>> {
+    async fn bc_authorize(self: &Arc<Self>, form: &HashMap<String, String>) -> Response<Full<Bytes>> {
         self.stats.bc_authorize.fetch_add(1, Ordering::Relaxed);
         if !form.get("scope").is_some_and(|s| s.split(' ').any(|x| x == "openid")) {
             return oauth(StatusCode::BAD_REQUEST, "invalid_scope", "scope must include openid");
@@ -224,6 +319,11 @@ impl SimOperator {
                 collected: false,
             },
         );
+        if let (SimNotification::Ping | SimNotification::Push, Some(token)) =
+            (self.cfg.notification, form.get("client_notification_token"))
+        {
+            tokio::spawn(self.clone().call_back(id.clone(), token.clone()));
+        }
         json_ok(json!({"auth_req_id": id, "expires_in": expires_in, "interval": self.cfg.interval_s}))
     }
 
@@ -243,19 +343,27 @@ impl SimOperator {
         let Some(tx) = txs.get_mut(id) else {
             return oauth(StatusCode::BAD_REQUEST, "invalid_grant", "unknown auth_req_id");
         };
+        match self.result(id, tx, now) {
+            Ok(tokens) => json_ok(tokens),
+            Err((status, error, desc)) => oauth(status, error, desc),
+        }
+    }
+
+    /// The person's answer for `tx` at `now` ms; an approval is handed out once.
+    fn result(&self, id: &str, tx: &mut SimTx, now: u64) -> SimResult {
+        const PENDING: (StatusCode, &str, &str) =
+            (StatusCode::BAD_REQUEST, "authorization_pending", "waiting for the user");
         if tx.collected {
-            return oauth(StatusCode::BAD_REQUEST, "invalid_grant", "already collected");
+            return Err((StatusCode::BAD_REQUEST, "invalid_grant", "already collected"));
         }
         if now >= tx.expires_ms {
-            return oauth(StatusCode::BAD_REQUEST, "expired_token", "expired");
+            return Err((StatusCode::BAD_REQUEST, "expired_token", "expired"));
         }
         let answered = now >= tx.created_ms + self.cfg.approve_after.as_millis() as u64;
         let (acr, amr, key) = match tx.outcome {
-            _ if !answered => return oauth(StatusCode::BAD_REQUEST, "authorization_pending", "waiting for the user"),
-            Outcome::NeverAnswer => {
-                return oauth(StatusCode::BAD_REQUEST, "authorization_pending", "waiting for the user")
-            }
-            Outcome::Deny => return oauth(StatusCode::FORBIDDEN, "access_denied", "user_denied"),
+            _ if !answered => return Err(PENDING),
+            Outcome::NeverAnswer => return Err(PENDING),
+            Outcome::Deny => return Err((StatusCode::FORBIDDEN, "access_denied", "user_denied")),
             Outcome::ApprovePin => ("3", "SIM_PIN", self.keys.active()),
             Outcome::ForgedToken => ("2", "SIM_OK", &*self.forged),
             _ => ("2", "SIM_OK", self.keys.active()),
@@ -269,10 +377,10 @@ impl SimOperator {
             "auth_time": now_s, "acr": acr, "amr": [amr], "urn:openid:params:jwt:claim:auth_req_id": id,
         });
         match key.sign(&claims) {
-            Ok(id_token) => json_ok(json!({
+            Ok(id_token) => Ok(json!({
                 "access_token": crate::clock::random_token(32), "token_type": "Bearer", "expires_in": 300, "id_token": id_token,
             })),
-            Err(_) => oauth(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed"),
+            Err(_) => Err((StatusCode::INTERNAL_SERVER_ERROR, "server_error", "signing failed")),
         }
     }
 }

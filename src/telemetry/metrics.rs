@@ -29,13 +29,15 @@ pub enum Endpoint {
     Callback,
     /// `/userinfo`
     Userinfo,
+    /// `/op/{operator}/notify`
+    OperatorNotify,
     /// anything else
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 10] = [
+    pub const ALL: [Endpoint; 11] = [
         Self::Metadata,
         Self::Jwks,
         Self::Discovery,
@@ -45,6 +47,7 @@ impl Endpoint {
         Self::Authorize,
         Self::Callback,
         Self::Userinfo,
+        Self::OperatorNotify,
         Self::Other,
     ];
     /// Label value.
@@ -59,6 +62,7 @@ impl Endpoint {
             Self::Authorize => "authorize",
             Self::Callback => "callback",
             Self::Userinfo => "userinfo",
+            Self::OperatorNotify => "operator_notify",
             Self::Other => "other",
         }
     }
@@ -98,6 +102,12 @@ pub const OPERATOR_CALLS: &[&str] = &["bc_authorize", "token", "metadata", "jwks
 pub const OPERATOR_ERROR_KINDS: &[&str] =
     &["connect", "timeout", "http_5xx", "http_other", "bad_answer", "oauth_error", "token_invalid"];
 
+/// Ping/push delivery modes (the `mode` label of `mcgate_notifications_total`).
+pub const NOTIFICATION_MODES: &[&str] = &["ping", "push"];
+/// Delivery outcomes (the `outcome` label): one per attempt, plus `gave_up` when attempts end
+/// without success.
+pub const NOTIFICATION_OUTCOMES: &[&str] = &["delivered", "connect", "timeout", "http_status", "broken", "gave_up"];
+
 /// All handles.
 #[derive(Clone)]
 pub struct Metrics {
@@ -112,6 +122,8 @@ pub struct Metrics {
     pub transactions: IntGaugeVec,
     /// Transactions started, by operator and route source.
     pub transactions_started: IntCounterVec,
+    /// Ping/push delivery attempts to RPs, by mode and outcome.
+    pub notifications: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -156,6 +168,16 @@ impl Metrics {
             &["operator", "source"],
         )?;
         registry.register(Box::new(transactions_started.clone()))?;
+        let notifications = IntCounterVec::new(
+            Opts::new("mcgate_notifications_total", "CIBA ping/push delivery attempts to relying parties, by outcome"),
+            &["mode", "outcome"],
+        )?;
+        registry.register(Box::new(notifications.clone()))?;
+        for m in NOTIFICATION_MODES {
+            for o in NOTIFICATION_OUTCOMES {
+                let _ = notifications.with_label_values(&[m, o]);
+            }
+        }
         let build = IntGauge::with_opts(
             Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
@@ -189,7 +211,16 @@ impl Metrics {
             operator_errors,
             transactions,
             transactions_started,
+            notifications,
         })
+    }
+
+    /// Counts one delivery attempt (or the end of the attempts); labels outside the closed sets
+    /// are ignored.
+    pub fn notification(&self, mode: &str, outcome: &str) {
+        if NOTIFICATION_MODES.contains(&mode) && NOTIFICATION_OUTCOMES.contains(&outcome) {
+            self.notifications.with_label_values(&[mode, outcome]).inc();
+        }
     }
 
     /// Counts one request and its latency.

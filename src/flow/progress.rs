@@ -1,0 +1,204 @@
+//! The one step that moves a pending transaction forward with the operator's answer, shared by
+//! the RP's poll at `/token`, the background [`super::driver`] and operator callbacks: claim the
+//! operator poll slot, ask the operator, apply the answer with compare-and-set. Also the pure
+//! [`plan_advance`] the driver runs on its own (the RP's poll has [`super::poll::plan_poll`]),
+//! and the token issuance of an approved transaction (poll and push deliver the same tokens).
+
+use super::poll::{apply_operator_answer, OperatorAnswer};
+use super::{Transaction, TxState};
+use crate::app::Gateway;
+use crate::msisdn::Msisdn;
+use crate::store::{CasResult, StoreError, Versioned};
+use crate::tokens::id_token::{Approval, IssuedTokens};
+
+/// How often a step re-reads after losing a compare-and-set before giving up for now.
+pub const CAS_ATTEMPTS: usize = 4;
+
+/// A step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgressError {
+    /// The store failed.
+    #[error("transaction store: {0}")]
+    Store(#[from] StoreError),
+    /// The transaction names an operator that is not configured (a bug or a config change).
+    #[error("transaction names an unknown operator")]
+    UnknownOperator,
+}
+
+/// What applying an answer did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// Nothing to change (the operator is still waiting).
+    Unchanged,
+    /// Written at `version`.
+    Applied {
+        /// New version.
+        version: u64,
+        /// The transaction as written.
+        tx: Box<Transaction>,
+    },
+    /// Another writer moved the transaction first: re-read.
+    Conflict,
+}
+
+/// Compare-and-set with the transition metric; `Some(new_version)` when applied.
+pub async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction) -> Result<Option<u64>, StoreError> {
+    let (from, to) = (old.state.as_str(), new.state.as_str());
+    let retain = new.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
+    match gw.store.compare_and_set(version, new, retain).await? {
+        CasResult::Applied { version } => {
+            if from != to {
+                gw.metrics.transition(Some(from), Some(to));
+            }
+            Ok(Some(version))
+        }
+        CasResult::Conflict { .. } => Ok(None),
+    }
+}
+
+/// Applies an operator answer to `tx` (held at `version`).
+pub async fn apply_answer(
+    gw: &Gateway,
+    version: u64,
+    tx: &Transaction,
+    answer: &OperatorAnswer,
+) -> Result<Step, StoreError> {
+    let Some(moved) = apply_operator_answer(tx, answer, gw.clock.now_ms(), tx.acr_floor) else {
+        return Ok(Step::Unchanged);
+    };
+    Ok(match cas(gw, version, tx, moved.clone()).await? {
+        Some(version) => Step::Applied { version, tx: Box::new(moved) },
+        None => Step::Conflict,
+    })
+}
+
+/// Asks the operator about `claimed` (already written at `claimed_version` with its operator
+/// poll slot taken) and applies the answer.
+pub async fn ask_operator(gw: &Gateway, claimed_version: u64, claimed: &Transaction) -> Result<Step, ProgressError> {
+    let (Some(operator), Some(op_ref)) = (gw.operator(&claimed.operator), claimed.operator_ref.as_ref()) else {
+        return Err(ProgressError::UnknownOperator);
+    };
+    let answer = operator.poll(op_ref).await;
+    Ok(apply_answer(gw, claimed_version, claimed, &answer).await?)
+}
+
+/// What the driver does with a transaction now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdvancePlan {
+    /// Store this (expired) transaction.
+    Expire(Transaction),
+    /// Store this (operator poll slot claimed), then ask the operator.
+    AskOperator(Transaction),
+    /// Nothing to do before this time, ms.
+    Wait(u64),
+    /// Not pending: nothing the operator can change.
+    Settled,
+}
+
+/// Plans the driver's step on `tx` at `now_ms`. Unlike the RP's poll it never touches the RP's
+/// own interval (`next_poll_at_ms`), so an RP polling as well is never told `slow_down` for it.
+pub fn plan_advance(tx: &Transaction, now_ms: u64) -> AdvancePlan {
+    let expire = || {
+        let mut t = tx.clone();
+        t.state = TxState::Expired;
+        AdvancePlan::Expire(t)
+    };
+    match tx.state {
+        TxState::Approved if now_ms >= tx.expires_at_ms => expire(),
+        s if !s.is_pending() => AdvancePlan::Settled,
+        _ if now_ms >= tx.expires_at_ms => expire(),
+        _ => match &tx.operator_ref {
+            // The push may have been delivered but we never learnt its id: it times out.
+            None if now_ms >= tx.push_deadline_ms => expire(),
+            None => AdvancePlan::Wait(tx.push_deadline_ms.min(tx.expires_at_ms)),
+            Some(op) if now_ms >= op.next_poll_at_ms => {
+                let mut t = tx.clone();
+                if let Some(o) = &mut t.operator_ref {
+                    o.next_poll_at_ms = now_ms + o.interval_s.max(1) * 1000;
+                }
+                AdvancePlan::AskOperator(t)
+            }
+            Some(op) => AdvancePlan::Wait(op.next_poll_at_ms.min(tx.expires_at_ms)),
+        },
+    }
+}
+
+/// One driver step on transaction `id`: expire it or ask its operator when due. Returns the
+/// transaction as it stands afterwards (`None`: gone) and, while pending, when to look again.
+pub async fn advance(gw: &Gateway, id: &str) -> Result<Option<(Versioned<Transaction>, Option<u64>)>, ProgressError> {
+    for _ in 0..CAS_ATTEMPTS {
+        let Some(current) = gw.store.get(id).await? else { return Ok(None) };
+        let (tx, version) = (&current.value, current.version);
+        match plan_advance(tx, gw.clock.now_ms()) {
+            AdvancePlan::Settled => return Ok(Some((current, None))),
+            AdvancePlan::Wait(at) => return Ok(Some((current, Some(at)))),
+            AdvancePlan::Expire(next) => {
+                cas(gw, version, tx, next).await?;
+            }
+            AdvancePlan::AskOperator(next) => {
+                if let Some(claimed) = cas(gw, version, tx, next.clone()).await? {
+                    ask_operator(gw, claimed, &next).await?;
+                }
+            }
+        }
+    }
+    // Lost every race: others are moving it; look again soon.
+    Ok(gw.store.get(id).await?.map(|v| (v, Some(gw.clock.now_ms()))))
+}
+
+/// Issues the tokens of an approved transaction; `with_auth_req_id` adds the CIBA
+/// `urn:openid:params:jwt:claim:auth_req_id` claim (push deliveries).
+pub fn issue_tokens(gw: &Gateway, tx: &Transaction, with_auth_req_id: bool) -> Result<IssuedTokens, String> {
+    let result = tx.result.as_ref().ok_or("approved without a result")?;
+    let client = gw.clients.get(&tx.client_id).ok_or("client vanished")?;
+    let msisdn = Msisdn::from_digits(tx.msisdn).map_err(|_| "stored MSISDN invalid")?;
+    let sub = gw.pairwise.subject(&client.sector, &msisdn);
+    let approval = Approval {
+        client_id: &tx.client_id,
+        sub: &sub,
+        auth_time: result.auth_time,
+        acr: &result.acr,
+        amr: &result.amr,
+        nonce: None,
+        auth_req_id: with_auth_req_id.then_some(tx.id.as_str()),
+        scope: &tx.scope,
+    };
+    gw.tokens.issue(&approval, gw.clock.now_s()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn driver_asks_the_operator_only_when_due_and_leaves_the_rp_interval_alone() {
+        let t = Transaction::sample("id", 0);
+        assert_eq!(plan_advance(&t, 1_999), AdvancePlan::Wait(2_000));
+        match plan_advance(&t, 2_000) {
+            AdvancePlan::AskOperator(n) => {
+                assert_eq!(n.operator_ref.unwrap().next_poll_at_ms, 4_000);
+                assert_eq!(n.next_poll_at_ms, t.next_poll_at_ms, "the RP's own interval is untouched");
+            }
+            p => panic!("{p:?}"),
+        }
+    }
+
+    #[test]
+    fn driver_expires_at_the_deadline_and_settles_terminal_states() {
+        let mut t = Transaction::sample("id", 0);
+        assert!(matches!(plan_advance(&t, 300_000), AdvancePlan::Expire(n) if n.state == TxState::Expired));
+        t.state = TxState::Denied;
+        assert_eq!(plan_advance(&t, 1_000), AdvancePlan::Settled);
+        t.state = TxState::Approved;
+        assert_eq!(plan_advance(&t, 1_000), AdvancePlan::Settled);
+        assert!(matches!(plan_advance(&t, 300_000), AdvancePlan::Expire(_)), "uncollected approval expires");
+    }
+
+    #[test]
+    fn unknown_operator_id_waits_for_the_push_deadline() {
+        let mut t = Transaction::sample("id", 0);
+        t.operator_ref = None;
+        assert_eq!(plan_advance(&t, 1_000), AdvancePlan::Wait(60_000));
+        assert!(matches!(plan_advance(&t, 60_000), AdvancePlan::Expire(_)));
+    }
+}
