@@ -20,6 +20,12 @@ pub enum RpError {
         /// The client tried HTTP Basic.
         basic: bool,
     },
+    /// `private_key_jwt` authentication failed; the text names the check (never token content).
+    #[error("invalid_client: {0}")]
+    ClientAssertion(Cow<'static, str>),
+    /// A signed request object was refused; the text names the check.
+    #[error("invalid_request_object: {0}")]
+    InvalidRequestObject(Cow<'static, str>),
     /// Scope not allowed.
     #[error("invalid_scope: {0}")]
     InvalidScope(Cow<'static, str>),
@@ -89,7 +95,8 @@ impl RpError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) => "invalid_request",
-            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidClient { .. } | Self::ClientAssertion(_) => "invalid_client",
+            Self::InvalidRequestObject(_) => "invalid_request_object",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
@@ -114,7 +121,7 @@ impl RpError {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient { .. } | Self::ClientAssertion(_) => StatusCode::UNAUTHORIZED,
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
             Self::TemporarilyUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -134,7 +141,9 @@ impl RpError {
             | Self::UnknownUserId(m)
             | Self::InvalidBindingMessage(m)
             | Self::AccessDenied(m)
-            | Self::TemporarilyUnavailable(m) => m.clone(),
+            | Self::TemporarilyUnavailable(m)
+            | Self::ClientAssertion(m)
+            | Self::InvalidRequestObject(m) => m.clone(),
             Self::InvalidClient { .. } => "client authentication failed".into(),
             Self::InvalidGrant(m) | Self::UnauthorizedClient(m) => Cow::Borrowed(m),
             Self::UnsupportedGrantType => "grant_type must be urn:openid:params:grant-type:ciba".into(),

@@ -3,12 +3,16 @@
 //! failure is an [`error::RpError`] turned into an OAuth answer in `error.rs`.
 
 pub mod bc_authorize;
+pub mod client_assertion;
 pub mod client_auth;
+pub mod client_jws;
+pub mod client_keys;
 pub mod discovery_api;
 pub mod error;
 pub mod form;
 pub mod login_hint;
 pub mod metadata;
+pub mod request_object;
 pub mod token;
 
 use crate::app::Gateway;

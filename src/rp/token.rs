@@ -27,7 +27,7 @@ pub async fn handle(
     form: &Params<'_>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
-    let client = gw.clients.authenticate(headers, form)?;
+    let client = super::client_auth::authenticate(gw, headers, form, "/token").await?;
     log.client = Some(client.client_id.clone());
     match form.require("grant_type")? {
         CIBA_GRANT => {}
