@@ -1,7 +1,8 @@
 //! Simulators for `demo`, tests and benches: [`operator`] is a real OIDC/CIBA OP over HTTP whose
-//! outcomes are scripted by the MSISDN. Knows nothing of the gateway's internals: it speaks only
-//! the wire protocol an operator speaks.
+//! outcomes are scripted by the MSISDN; [`rp_client`] signs what a `private_key_jwt` relying
+//! party sends. Knows nothing of the gateway's internals: it speaks only the wire protocol.
 
 pub mod operator;
+pub mod rp_client;
 
 pub use operator::{Outcome, SimConfig, SimOperator};
