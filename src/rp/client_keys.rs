@@ -49,9 +49,18 @@ struct Cached {
     last_attempt_ms: Option<u64>,
 }
 
+/// A `jwks_uri` and what was fetched from it.
+struct Remote {
+    uri: Uri,
+    settings: FetchSettings,
+    cached: RwLock<Cached>,
+    /// One fetch at a time.
+    fetch: tokio::sync::Mutex<()>,
+}
+
 enum Source {
     Static(Arc<JwkSet>),
-    Remote { uri: Uri, settings: FetchSettings, cached: RwLock<Cached>, fetch: tokio::sync::Mutex<()> },
+    Remote(Box<Remote>),
 }
 
 /// One client's keys.
@@ -63,7 +72,7 @@ impl std::fmt::Debug for ClientKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.source {
             Source::Static(set) => write!(f, "ClientKeys(static, {} keys)", set.keys.len()),
-            Source::Remote { uri, .. } => write!(f, "ClientKeys(jwks_uri {uri})"),
+            Source::Remote(r) => write!(f, "ClientKeys(jwks_uri {})", r.uri),
         }
     }
 }
@@ -77,12 +86,12 @@ impl ClientKeys {
     /// Keys published at `uri`; nothing is fetched until first use.
     pub fn remote(uri: Uri, settings: FetchSettings) -> Self {
         Self {
-            source: Source::Remote {
+            source: Source::Remote(Box::new(Remote {
                 uri,
                 settings,
                 cached: RwLock::new(Cached { set: None, fetched_at_ms: 0, last_attempt_ms: None }),
                 fetch: tokio::sync::Mutex::new(()),
-            },
+            })),
         }
     }
 
@@ -90,7 +99,8 @@ impl ClientKeys {
     pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, KeyLookupError> {
         match &self.source {
             Source::Static(set) => select(set, kid, alg).ok_or(KeyLookupError::NoKey),
-            Source::Remote { uri, settings, cached, fetch } => {
+            Source::Remote(r) => {
+                let Remote { uri, settings, cached, fetch } = &**r;
                 let now = settings.clock.now_ms();
                 let (fresh, may_refetch) = {
                     let c = cached.read();
