@@ -3,11 +3,11 @@
 //! from files; `demo` and tests pass generated material through [`BuildOptions`].
 
 use crate::clock::SharedClock;
-use crate::config::{CibaConfig, LoadedConfig, RedirectConfig, Secret};
+use crate::config::{CibaConfig, ClientJwtConfig, LoadedConfig, RedirectConfig, Secret};
 use crate::discovery::{Directory, OperatorIndex, PortedTable, PrefixTable};
 use crate::msisdn::ParseRules;
 use crate::operators::{MobileConnectCiba, OperatorBackend};
-use crate::rp::client_auth::{ClientRegistry, RegisteredClient};
+use crate::rp::client_auth::ClientRegistry;
 use crate::store::{MemoryStore, Store};
 use crate::telemetry::Metrics;
 use crate::tokens::{KeySet, PairwiseSubjects, SubscriberIds, TokenIssuer};
@@ -36,6 +36,9 @@ pub enum BuildError {
     /// The background driver could not be built.
     #[error("driver: {0}")]
     Driver(String),
+    /// A client's keys or ID token algorithm cannot be used.
+    #[error("clients.{0}: {1}")]
+    Client(String, String),
 }
 
 /// Operator facts the RP surface needs (Discovery API).
@@ -114,6 +117,8 @@ pub struct Gateway {
     pub ciba: CibaConfig,
     /// Redirect (code) flow settings.
     pub redirect: RedirectConfig,
+    /// Client assertion and request object settings.
+    pub client_jwt: ClientJwtConfig,
     /// Discovery answer lifetime, seconds.
     pub discovery_ttl_s: u64,
     /// Request body limit.
@@ -195,12 +200,12 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         });
     }
 
-    let clients = ClientRegistry::new(cfg.clients.iter().map(|c| RegisteredClient::from_config(c, index_of)));
     let keys = match opts.keys {
         Some(k) => k,
         None if cfg.keys.signing_keys.is_empty() => KeySet::generate()?,
         None => KeySet::load(&cfg.keys.signing_keys.iter().map(|p| loaded.resolve(p)).collect::<Vec<_>>())?,
     };
+    let (clients, id_token_algs) = crate::rp::client_auth::build_registry(loaded, &keys, opts.clock.clone(), index_of)?;
     let pairwise_secret = crate::tokens::load_or_generate_secret(
         cfg.keys.pairwise_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
     )?;
@@ -209,13 +214,14 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     )?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
     let issuer = cfg.server.issuer.clone();
-    let metadata_json = crate::rp::metadata::render(&issuer);
+    let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());
     Ok(Gateway {
         tokens: TokenIssuer {
             issuer: issuer.as_str().into(),
             keys: Arc::new(keys),
             id_token_ttl_s: cfg.tokens.id_token_ttl_s,
             access_token_ttl_s: cfg.tokens.access_token_ttl_s,
+            id_token_algs: Arc::new(id_token_algs),
         },
         issuer,
         clock: opts.clock,
@@ -230,6 +236,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         metrics,
         ciba: cfg.ciba.clone(),
         redirect: cfg.redirect.clone(),
+        client_jwt: cfg.client_jwt.clone(),
         discovery_ttl_s: cfg.discovery.discovery_ttl_s,
         max_body_bytes: cfg.server.max_body_bytes,
         metadata_json,

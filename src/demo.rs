@@ -1,7 +1,8 @@
 //! `mcgate demo`: the gateway on its embedded defaults. Starts three simulated operators
 //! (movistar, vodafone, orange) on ephemeral loopback ports, patches the embedded `routing.toml`
-//! to point at them, generates TLS, signing keys, secrets and a fresh demo client secret in
-//! memory, and serves. Tests start the very same thing through [`start`].
+//! to point at them, generates TLS, signing keys (two RSA, so rotation shows in `/jwks`, and one
+//! P-256), secrets, a fresh demo client secret and the `private_key_jwt` demo client's key pair
+//! in memory, and serves. Tests start the very same thing through [`start`].
 
 use crate::app::{self, BuildOptions, Gateway};
 use crate::config::{self, Secret, ValidateOptions};
@@ -93,6 +94,12 @@ pub struct Demo {
     pub client_secret: Secret,
     /// The RP notification sink `demo-rp-ping` and `demo-rp-push` are registered with.
     pub rp_sink: Arc<RpSink>,
+    /// Demo client id registered for private_key_jwt (ES256 ID tokens).
+    pub jwt_client_id: String,
+    /// Its private key (in memory; `mcgate demo` writes the PEM to a temp file).
+    pub jwt_client_key: Arc<crate::tokens::keys::SigningKey>,
+    /// The same key as PKCS#8 PEM.
+    pub jwt_client_key_pem: Secret,
     shutdown: watch::Sender<bool>,
     admin: Arc<AdminService>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -168,8 +175,16 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     }
 
     let (client_secret, hash) = config::secret::generate_client_secret();
+    let key_err = |e: crate::tokens::KeyError| DemoError::Build(e.into());
+    let jwt_key_pem = crate::tokens::keys::generate_p256_pkcs8_pem().map_err(key_err)?;
+    let jwt_key = Arc::new(crate::tokens::keys::SigningKey::from_pem(jwt_key_pem.as_bytes()).map_err(key_err)?);
     for c in cfg.clients.iter_mut().filter(|c| c.client_id.starts_with("demo-rp")) {
-        c.client_secret_sha256 = vec![hash.clone()];
+        if c.token_endpoint_auth_method == "private_key_jwt" {
+            c.jwks = Some(crate::sim::rp_client::public_jwks(&jwt_key));
+            (c.jwks_file, c.jwks_uri) = (None, None);
+        } else {
+            c.client_secret_sha256 = vec![hash.clone()];
+        }
     }
     config::validate(&cfg, Path::new("."), ValidateOptions { check_environment: false })?;
     let log = &cfg.log;
@@ -177,8 +192,13 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     let loaded = config::LoadedConfig { config: cfg, base_dir: ".".into() };
 
     let tls = TlsMaterial::generate_self_signed().map_err(|e| DemoError::Io(e.to_string()))?;
-    let options =
-        BuildOptions { operator_secrets, ported_csv: Some(EMBEDDED_PORTED_CSV.to_owned()), ..BuildOptions::new() };
+    let keys = crate::tokens::KeySet::generate_with(2).map_err(key_err)?;
+    let options = BuildOptions {
+        operator_secrets,
+        ported_csv: Some(EMBEDDED_PORTED_CSV.to_owned()),
+        keys: Some(keys),
+        ..BuildOptions::new()
+    };
     let gateway = Arc::new(app::build(&loaded, options)?);
     let listeners = BoundListeners {
         public,
@@ -204,6 +224,9 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         post_client_id: "demo-rp-post".into(),
         client_secret,
         rp_sink,
+        jwt_client_id: "demo-rp-jwt".into(),
+        jwt_client_key: jwt_key,
+        jwt_client_key_pem: Secret::new(jwt_key_pem),
         shutdown,
         admin,
         task,
@@ -240,8 +263,9 @@ fn prefixes_of(gw: &Gateway, op: u16) -> Vec<String> {
     cfg.and_then(|c| c.operators.into_iter().find(|o| o.id == id)).map(|o| o.prefixes).unwrap_or_default()
 }
 
-/// The text `mcgate demo` prints: endpoints, credentials, test numbers and a curl session.
-pub fn instructions(demo: &Demo, ca: &Path) -> String {
+/// The text `mcgate demo` prints: endpoints, credentials, test numbers and a curl session;
+/// `jwt_key` is where the private_key_jwt client's PEM was written.
+pub fn instructions(demo: &Demo, ca: &Path, jwt_key: &Path) -> String {
     use std::fmt::Write;
     let gw = &demo.gateway;
     let mut s = String::new();
@@ -332,6 +356,22 @@ pub fn instructions(demo: &Demo, ca: &Path) -> String {
     );
     let _ =
         writeln!(s, "  #   (orange numbers: the simulated operator pings the gateway at /op/orange/notify first)\n");
+    let jwt = &demo.jwt_client_id;
+    let _ = writeln!(s, "  private_key_jwt: client_id {jwt} (ES256 ID tokens), private key {}", jwt_key.display());
+    let assertion = format!(
+        "-d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \\\n      -d client_assertion=$(mcgate client-assertion --key {} --client-id {jwt} --aud {url})",
+        jwt_key.display()
+    );
+    let _ = writeln!(
+        s,
+        "  AUTH_REQ_ID=$(curl -s --cacert $CA -d 'scope=openid mc_authn' -d login_hint=MSISDN:{first} {assertion} \\\n      {url}/bc-authorize | tee /dev/stderr | sed -n 's/.*\"auth_req_id\":\"\\([^\"]*\\)\".*/\\1/p')"
+    );
+    let _ = writeln!(s, "  sleep {}", gw.ciba.interval_s);
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {assertion} \\\n      {url}/token; echo"
+    );
+    let _ = writeln!(s, "  #   each assertion is single use (fresh jti, 60 s); the ID token is ES256\n");
     s
 }
 

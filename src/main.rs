@@ -91,6 +91,18 @@ enum Command {
     },
     /// Print a new client secret and the SHA-256 to put in routing.toml.
     ClientSecret,
+    /// Print a fresh private_key_jwt client assertion (new jti, valid 60 s).
+    ClientAssertion {
+        /// The client's private key: PKCS#8 PEM, P-256 (ES256) or RSA (RS256).
+        #[arg(long)]
+        key: PathBuf,
+        /// The client id (iss and sub).
+        #[arg(long)]
+        client_id: String,
+        /// The audience: the gateway's issuer (or the URL of the endpoint called).
+        #[arg(long)]
+        aud: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -130,6 +142,7 @@ fn main() -> ExitCode {
                 }
             })
             .map_err(|e| e.to_string()),
+        Command::ClientAssertion { key, client_id, aud } => client_assertion(key, &client_id, &aud),
         Command::ClientSecret => {
             let (secret, hash) = config::secret::generate_client_secret();
             println!("client_secret:        {}", secret.expose());
@@ -144,6 +157,16 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn client_assertion(key: PathBuf, client_id: &str, aud: &str) -> Result<(), String> {
+    use mcgate::clock::Clock;
+    let pem = std::fs::read(&key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    let key = mcgate::tokens::keys::SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", key.display()))?;
+    let now = mcgate::clock::SystemClock.now_s();
+    let jwt = mcgate::sim::rp_client::client_assertion(&key, client_id, aud, now, 60).map_err(|e| e.to_string())?;
+    println!("{jwt}");
+    Ok(())
 }
 
 fn check_config(file: PathBuf) -> Result<(), String> {
@@ -286,10 +309,22 @@ fn demo(
         let demo = mcgate::demo::start(opts).await.map_err(|e| e.to_string())?;
         let ca = std::env::temp_dir().join(format!("mcgate-demo-{}.pem", std::process::id()));
         std::fs::write(&ca, &demo.tls_cert_pem).map_err(|e| e.to_string())?;
-        print!("{}", mcgate::demo::instructions(&demo, &ca));
+        let key = std::env::temp_dir().join(format!("mcgate-demo-rp-jwt-{}.pem", std::process::id()));
+        write_private(&key, demo.jwt_client_key_pem.expose()).map_err(|e| format!("{}: {e}", key.display()))?;
+        print!("{}", mcgate::demo::instructions(&demo, &ca, &key));
         mcgate::server::shutdown_signal().await;
         let _ = std::fs::remove_file(&ca);
+        let _ = std::fs::remove_file(&key);
         demo.stop().await;
         Ok(())
     })
+}
+
+/// Writes a private key readable by its owner only.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    std::io::Write::write_all(&mut opts.open(path)?, text.as_bytes())
 }

@@ -75,7 +75,16 @@ fn shipped_routing_toml_validates_once_certs_and_secrets_exist() {
 
     let certs = mcgate().args(["certs", "--dir", dir.path().join("certs").to_str().unwrap()]).output().unwrap();
     assert!(certs.status.success());
-    for f in ["server.pem", "server-key.pem", "signing-rs256.pem", "pairwise.secret", "subscriber-id.secret"] {
+    for f in [
+        "server.pem",
+        "server-key.pem",
+        "signing-rs256.pem",
+        "signing-es256.pem",
+        "demo-rp-jwt-key.pem",
+        "demo-rp-jwt.jwks.json",
+        "pairwise.secret",
+        "subscriber-id.secret",
+    ] {
         assert!(dir.path().join("certs").join(f).is_file(), "{f}");
     }
     let ok = mcgate()
@@ -124,4 +133,40 @@ fn serve_reports_its_addresses_answers_and_exits_cleanly_on_sigterm() {
         assert!(start.elapsed() < Duration::from_secs(20), "did not exit after SIGTERM");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn client_assertion_signs_a_fresh_single_use_jwt_with_the_key_certs_wrote() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    assert!(mcgate().args(["certs", "--dir", certs.to_str().unwrap()]).output().unwrap().status.success());
+    let key = certs.join("demo-rp-jwt-key.pem");
+    let run = || {
+        let out = mcgate()
+            .args(["client-assertion", "--key", key.to_str().unwrap(), "--client-id", "demo-rp-jwt"])
+            .args(["--aud", "https://127.0.0.1:8443"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let (a, b) = (run(), run());
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&std::fs::read_to_string(certs.join("demo-rp-jwt.jwks.json")).unwrap()).unwrap();
+    let header = jsonwebtoken::decode_header(&a).unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).expect("kid of the published JWKS");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["https://127.0.0.1:8443"]);
+    let c = jsonwebtoken::decode::<serde_json::Value>(&a, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v)
+        .unwrap()
+        .claims;
+    assert_eq!((c["iss"].as_str(), c["sub"].as_str()), (Some("demo-rp-jwt"), Some("demo-rp-jwt")));
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 60);
+    let jti = |t: &str| jsonwebtoken::dangerous::insecure_decode::<serde_json::Value>(t).unwrap().claims["jti"].clone();
+    assert_ne!(jti(&a), jti(&b), "a new jti each time");
+    let bad = mcgate()
+        .args(["client-assertion", "--key", "/nonexistent", "--client-id", "x", "--aud", "y"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
 }

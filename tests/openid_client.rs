@@ -64,6 +64,11 @@ impl NodeRun {
 /// Runs `node tests/node/ciba-poll.mjs` against `demo` for `login_hint`, trusting the demo's
 /// self-signed certificate through NODE_EXTRA_CA_CERTS. Killed after [`NODE_TIMEOUT`].
 async fn run_node(demo: &Demo, login_hint: &str, expect_error: Option<&str>) -> NodeRun {
+    run_node_with(demo, login_hint, expect_error, &[]).await
+}
+
+/// As [`run_node`], with extra environment for the script (e.g. another client).
+async fn run_node_with(demo: &Demo, login_hint: &str, expect_error: Option<&str>, env: &[(&str, &str)]) -> NodeRun {
     require_node_modules();
     let mut ca =
         tempfile::Builder::new().prefix("mcgate-demo-ca").suffix(".pem").tempfile().expect("temp file for the CA");
@@ -86,6 +91,9 @@ async fn run_node(demo: &Demo, login_hint: &str, expect_error: Option<&str>) -> 
         .stderr(Stdio::piped());
     if let Some(e) = expect_error {
         cmd.env("EXPECT_ERROR", e);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
 
     let run = tokio::task::spawn_blocking(move || {
@@ -185,5 +193,28 @@ async fn openid_client_sees_access_denied_for_a_denying_number() {
     let out = run_node(&demo, &format!("MSISDN:{digits}"), Some("access_denied")).await.json();
     assert_eq!(out["error"], "access_denied", "output: {out}");
     assert_eq!(out["status"], 400, "output: {out}");
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_completes_ciba_poll_with_private_key_jwt_and_an_es256_id_token() {
+    require_node_modules();
+    let demo = support::start_demo().await;
+    let mut key = tempfile::Builder::new().prefix("mcgate-rp-key").suffix(".pem").tempfile().expect("temp key file");
+    key.write_all(demo.jwt_client_key_pem.expose().as_bytes()).expect("write key");
+    key.flush().expect("flush key");
+    let digits = number(&demo, "movistar", 1);
+    let key_path = key.path().to_str().expect("utf-8 path").to_owned();
+    let env = [
+        ("CLIENT_ID", demo.jwt_client_id.as_str()),
+        ("CLIENT_KEY_FILE", key_path.as_str()),
+        ("CLIENT_KEY_KID", demo.jwt_client_key.kid.as_str()),
+        ("ID_TOKEN_ALG", "ES256"),
+    ];
+    let out = run_node_with(&demo, &format!("MSISDN:{digits}"), None, &env).await.json();
+    let c = &out["claims"];
+    assert_eq!(c["aud"], "demo-rp-jwt", "output: {out}");
+    assert_eq!(c["azp"], "demo-rp-jwt", "output: {out}");
+    assert_eq!(c["acr"], "2", "output: {out}");
     demo.stop().await;
 }

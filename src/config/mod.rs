@@ -2,6 +2,7 @@
 //! [`LoadedConfig`] that passed every check or a [`ConfigErrors`] listing every problem with its
 //! key path. Nothing here knows about HTTP.
 
+pub mod jwks;
 pub mod model;
 pub mod secret;
 pub mod validate;

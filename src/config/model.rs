@@ -36,6 +36,9 @@ pub struct Config {
     /// Relying parties.
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// JWTs signed by relying parties: `private_key_jwt` assertions, request objects, client JWKS.
+    #[serde(default)]
+    pub client_jwt: ClientJwtConfig,
     /// Logging.
     #[serde(default)]
     pub log: LogConfig,
@@ -389,8 +392,8 @@ pub struct ClientConfig {
     /// Name shown to people (consent texts, `applicationShortName`).
     #[serde(default)]
     pub client_name: Option<String>,
-    /// `client_secret_basic`, `client_secret_post`, or `none` (public client: redirect flow
-    /// with PKCE only, no secret, no CIBA).
+    /// `client_secret_basic`, `client_secret_post`, `private_key_jwt`, or `none` (public client:
+    /// redirect flow with PKCE only, no secret, no CIBA).
     #[serde(default = "default_auth_method")]
     pub token_endpoint_auth_method: String,
     /// SHA-256 (hex) of the client secret; two during a rotation. Never the secret itself.
@@ -416,12 +419,58 @@ pub struct ClientConfig {
     /// Operators this client may be routed to; empty = all.
     #[serde(default)]
     pub allowed_operators: Vec<String>,
-    /// `id_token_signed_response_alg` (RS256).
+    /// `id_token_signed_response_alg`: `RS256` (default; GSMA SDKs verify RSA only) or `ES256`.
     #[serde(default = "default_rs256")]
     pub id_token_signed_response_alg: String,
     /// Mobile Connect legacy client: may use the redirect flow without PKCE (confidential only).
     #[serde(default)]
     pub mc_legacy: bool,
+    /// The client's public keys as JWKS JSON text (`private_key_jwt`, signed request objects).
+    #[serde(default)]
+    pub jwks: Option<String>,
+    /// A file holding the client's public JWKS (relative to the config file).
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
+    /// Where the client publishes its JWKS (https; plain http only for loopback hosts).
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
+}
+
+/// `[client_jwt]`: JWTs relying parties sign (RFC 7523 client assertions, CIBA request objects).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientJwtConfig {
+    /// Clock skew allowed on `exp`, `iat` and `nbf`, seconds.
+    #[serde(default = "default_skew")]
+    pub clock_skew_s: u64,
+    /// Longest accepted client assertion lifetime (`exp` − `iat`), seconds.
+    #[serde(default = "default_jwt_lifetime")]
+    pub assertion_max_lifetime_s: u64,
+    /// Longest accepted request object lifetime (`exp` − `iat`/`nbf`), seconds.
+    #[serde(default = "default_jwt_lifetime")]
+    pub request_object_max_lifetime_s: u64,
+    /// How long a JWKS fetched from a client's `jwks_uri` is used, seconds.
+    #[serde(default = "default_client_jwks_ttl")]
+    pub jwks_cache_ttl_s: u64,
+    /// Smallest interval between two fetches of one client's `jwks_uri` (unknown `kid`), seconds.
+    #[serde(default = "default_jwks_refetch")]
+    pub jwks_min_refetch_s: u64,
+    /// Whole-fetch timeout for a client's `jwks_uri` (connect included), milliseconds.
+    #[serde(default = "default_jwks_fetch_timeout")]
+    pub jwks_fetch_timeout_ms: u64,
+}
+
+impl Default for ClientJwtConfig {
+    fn default() -> Self {
+        Self {
+            clock_skew_s: default_skew(),
+            assertion_max_lifetime_s: default_jwt_lifetime(),
+            request_object_max_lifetime_s: default_jwt_lifetime(),
+            jwks_cache_ttl_s: default_client_jwks_ttl(),
+            jwks_min_refetch_s: default_jwks_refetch(),
+            jwks_fetch_timeout_ms: default_jwks_fetch_timeout(),
+        }
+    }
 }
 
 /// `[log]`.
@@ -516,6 +565,15 @@ fn default_jwks_refetch() -> u64 {
 }
 fn default_skew() -> u64 {
     60
+}
+fn default_jwt_lifetime() -> u64 {
+    300
+}
+fn default_client_jwks_ttl() -> u64 {
+    3_600
+}
+fn default_jwks_fetch_timeout() -> u64 {
+    5_000
 }
 fn default_auth_method() -> String {
     "client_secret_basic".into()

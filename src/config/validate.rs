@@ -17,7 +17,8 @@ pub struct ValidateOptions {
 }
 
 const KNOWN_SCOPES: &[&str] = &["openid", "mc_authn", "mc_authz", "phone", "profile"];
-const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "none"];
+const AUTH_METHODS: &[&str] = &["client_secret_basic", "client_secret_post", "private_key_jwt", "none"];
+const ID_TOKEN_ALGS: &[&str] = &["RS256", "ES256"];
 const OPERATOR_ALGS: &[&str] = &["RS256", "PS256", "ES256"];
 
 /// Validates `cfg`; `base_dir` resolves relative paths.
@@ -30,6 +31,8 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.operators(cfg, base_dir, opts);
     v.clients(cfg);
     v.delivery(cfg);
+    v.client_keys(cfg, base_dir, opts);
+    v.client_jwt(cfg);
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }
@@ -319,8 +322,8 @@ impl Validator {
             if !matches!(c.min_acr.as_str(), "2" | "3") {
                 self.err(format!("{p}.min_acr"), "must be \"2\" or \"3\"");
             }
-            if c.id_token_signed_response_alg != "RS256" {
-                self.err(format!("{p}.id_token_signed_response_alg"), "must be \"RS256\"");
+            if !ID_TOKEN_ALGS.contains(&c.id_token_signed_response_alg.as_str()) {
+                self.err(format!("{p}.id_token_signed_response_alg"), "must be \"RS256\" or \"ES256\"");
             }
             for (j, o) in c.allowed_operators.iter().enumerate() {
                 if !operator_ids.contains(o.as_str()) {
@@ -393,10 +396,19 @@ impl Validator {
             self.err(
                 format!("{p}.token_endpoint_auth_method"),
                 format!(
-                    "{:?} not available; use client_secret_basic, client_secret_post or none",
+                    "{:?} not available; use client_secret_basic, client_secret_post, private_key_jwt or none",
                     c.token_endpoint_auth_method
                 ),
             );
+        }
+        if c.token_endpoint_auth_method == "private_key_jwt" {
+            if !c.client_secret_sha256.is_empty() {
+                self.err(
+                    format!("{p}.client_secret_sha256"),
+                    "a private_key_jwt client authenticates with its keys only: remove the secret hashes",
+                );
+            }
+            return;
         }
         if c.token_endpoint_auth_method == "none" {
             // A public client: no secret, redirect flow only (PKCE is always required of it).
@@ -433,6 +445,68 @@ impl Validator {
                     "must be 64 hex digits: the SHA-256 of the secret, never the secret itself",
                 );
             }
+        }
+    }
+
+    /// A client's public keys: at most one of `jwks`, `jwks_file`, `jwks_uri`, and exactly one
+    /// for `private_key_jwt` clients (secret clients may register keys for request objects).
+    fn client_keys(&mut self, cfg: &Config, base: &Path, opts: ValidateOptions) {
+        for (i, c) in cfg.clients.iter().enumerate() {
+            let p = format!("clients[{i}]");
+            let given = [c.jwks.is_some(), c.jwks_file.is_some(), c.jwks_uri.is_some()].iter().filter(|g| **g).count();
+            if given > 1 {
+                self.err(format!("{p}.jwks"), "give one of jwks, jwks_file, jwks_uri");
+            }
+            if given == 0 && c.token_endpoint_auth_method == "private_key_jwt" {
+                self.err(
+                    format!("{p}.jwks"),
+                    "private_key_jwt needs the client's public keys: jwks, jwks_file or jwks_uri",
+                );
+            }
+            if let Some(text) = &c.jwks {
+                if let Err(e) = super::jwks::parse_client_jwks(text) {
+                    self.err(format!("{p}.jwks"), e);
+                }
+            }
+            if let Some(f) = &c.jwks_file {
+                self.file(&format!("{p}.jwks_file"), base, f, opts);
+                if opts.check_environment {
+                    if let Ok(text) = std::fs::read_to_string(base.join(f)) {
+                        if let Err(e) = super::jwks::parse_client_jwks(&text) {
+                            self.err(format!("{p}.jwks_file"), format!("{}: {e}", base.join(f).display()));
+                        }
+                    }
+                }
+            }
+            if let Some(u) = &c.jwks_uri {
+                self.url(&format!("{p}.jwks_uri"), u);
+            }
+        }
+    }
+
+    fn client_jwt(&mut self, cfg: &Config) {
+        let j = &cfg.client_jwt;
+        for (k, v) in [
+            ("assertion_max_lifetime_s", j.assertion_max_lifetime_s),
+            ("request_object_max_lifetime_s", j.request_object_max_lifetime_s),
+            ("jwks_cache_ttl_s", j.jwks_cache_ttl_s),
+            ("jwks_fetch_timeout_ms", j.jwks_fetch_timeout_ms),
+        ] {
+            if v == 0 {
+                self.err(format!("client_jwt.{k}"), "must be > 0");
+            }
+        }
+        if j.assertion_max_lifetime_s > 3_600 {
+            self.err(
+                "client_jwt.assertion_max_lifetime_s",
+                "must be at most 3600 (RFC 7523 assertions are short-lived)",
+            );
+        }
+        if j.request_object_max_lifetime_s > 3_600 {
+            self.err("client_jwt.request_object_max_lifetime_s", "must be at most 3600 (FAPI: 60 minutes)");
+        }
+        if j.clock_skew_s > 300 {
+            self.err("client_jwt.clock_skew_s", "must be at most 300");
         }
     }
 }

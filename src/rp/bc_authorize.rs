@@ -4,12 +4,15 @@
 //! `auth_req_id`. Operator outcomes map per shared/protocol.md §5 (SMS fallback comes later).
 //! Ping/push clients must send a `client_notification_token`; their transaction is handed to
 //! the background driver (503 + `Retry-After` when it is full).
+//! A signed `request` (CIBA §7.1.1) carries the authentication parameters instead of the form;
+//! outer parameters besides client authentication may only repeat its values.
 
 use super::client_auth::RegisteredClient;
 use super::error::{json_response, RpError};
 use super::form::Params;
 use super::idempotency::{self, Claim};
 use super::login_hint;
+use super::request_object::{verify_request_object, Expected};
 use super::RequestLog;
 use crate::app::Gateway;
 use crate::flow::{Channel, DeliveryMode, FailReason, NotificationToken, OperatorRef, Transaction, TxState};
@@ -22,11 +25,20 @@ use http_body_util::Full;
 pub async fn handle(
     gw: &Gateway,
     headers: &HeaderMap,
-    form: &Params<'_>,
+    outer: &Params<'_>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
-    let client = gw.clients.authenticate(headers, form)?;
+    let client = super::client_auth::authenticate(gw, headers, outer, "/bc-authorize").await?;
     log.client = Some(client.client_id.clone());
+    let from_object;
+    let form = match outer.get("request") {
+        None => outer,
+        Some(jws) => {
+            let claims = verify_request_object(gw, client, jws, Expected::STRICT).await?;
+            from_object = request_params(&claims, outer)?;
+            &from_object
+        }
+    };
     let Some(key) = idempotency::key(headers)? else {
         return start(gw, client, form, log, crate::clock::random_token(32)).await;
     };
@@ -91,9 +103,6 @@ async fn start(
     }
     if form.get("id_token_hint").is_some() || form.get("login_hint_token").is_some() {
         return Err(RpError::invalid_request("only login_hint is supported"));
-    }
-    if form.get("request").is_some() {
-        return Err(RpError::invalid_request("signed request objects are not supported yet; send plain parameters"));
     }
 
     let acr_floor = acr_floor(form.get("acr_values"), client.min_acr)?;
@@ -232,6 +241,58 @@ fn notification_token(v: Option<&str>) -> Result<&str, RpError> {
         }
         Some(t) => Ok(t),
     }
+}
+
+/// Authentication request parameters a request object may carry (CIBA §7.1).
+const REQUEST_PARAMS: &[&str] = &[
+    "scope",
+    "client_notification_token",
+    "acr_values",
+    "login_hint_token",
+    "id_token_hint",
+    "login_hint",
+    "binding_message",
+    "user_code",
+    "requested_expiry",
+];
+
+/// Form parameters that belong to client authentication, never to the request.
+const CLIENT_AUTH_PARAMS: &[&str] =
+    &["client_id", "client_secret", "client_assertion", "client_assertion_type", "request"];
+
+/// The request object's claims as the request's parameters. Strings are taken as they are,
+/// `requested_expiry` may be a number; any other shape of a parameter is refused. An outer form
+/// parameter must be client authentication or repeat the object's value exactly.
+fn request_params(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    outer: &Params<'_>,
+) -> Result<Params<'static>, RpError> {
+    use serde_json::Value;
+    let mut pairs = Vec::new();
+    for name in REQUEST_PARAMS {
+        let value = match claims.get(*name) {
+            None | Some(Value::Null) => continue,
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) if *name == "requested_expiry" => n.to_string(),
+            Some(_) => {
+                return Err(RpError::InvalidRequestObject(format!("request claim {name} must be a string").into()))
+            }
+        };
+        pairs.push((name.to_string(), value));
+    }
+    let params = Params::from_owned(pairs);
+    for name in outer.names().filter(|n| !CLIENT_AUTH_PARAMS.contains(n)) {
+        if params.get(name) != outer.get(name) {
+            return Err(RpError::InvalidRequest(
+                format!(
+                    "parameter {} must be inside the signed request object only (or repeat its value)",
+                    super::form::printable(name)
+                )
+                .into(),
+            ));
+        }
+    }
+    Ok(params)
 }
 
 /// The lowest acceptable acr: the lowest requested value, raised to the client's minimum.

@@ -27,7 +27,7 @@ pub async fn handle(
     form: &Params<'_>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
-    let client = gw.clients.authenticate(headers, form)?;
+    let client = super::client_auth::authenticate(gw, headers, form, "/cancel").await?;
     log.client = Some(client.client_id.clone());
     let id = form.require("auth_req_id")?;
     let retention_ms = gw.ciba.terminal_retention_s * 1000;

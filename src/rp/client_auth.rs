@@ -1,17 +1,40 @@
-//! The client registry and client authentication: `client_secret_basic` and
-//! `client_secret_post`, each client only by the method it is registered for, secrets checked
-//! as SHA-256 hashes in constant time (two hashes during a rotation). Unknown client and wrong
-//! secret look the same to the caller. Public clients (`none`) authenticate nowhere; only the
-//! code grant accepts them, by `client_id` alone, with PKCE ([`ClientRegistry::authenticate_or_public`]).
+//! The client registry and client authentication: `client_secret_basic`, `client_secret_post`
+//! and `private_key_jwt` (verified in `client_assertion.rs`), each client only by the method it
+//! is registered for, secrets checked as SHA-256 hashes in constant time (two hashes during a
+//! rotation). Unknown client and wrong secret look the same to the caller. Public clients
+//! (`none`) authenticate nowhere; only the code grant accepts them, by `client_id` alone, with
+//! PKCE ([`ClientRegistry::authenticate_or_public`]).
 
+use super::client_keys::ClientKeys;
 use super::error::RpError;
 use super::form::Params;
+use crate::app::Gateway;
 use crate::config::ClientConfig;
 use crate::discovery::OperatorIndex;
 use base64::Engine;
 use http::{header, HeaderMap};
 use std::collections::HashMap;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
+
+/// Authenticates the client of a request to `endpoint_path` (`/token`, `/bc-authorize`) by
+/// whichever method the request uses; the client must be registered for that method. A request
+/// using two methods is `invalid_request`.
+pub async fn authenticate<'g>(
+    gw: &'g Gateway,
+    headers: &HeaderMap,
+    form: &Params<'_>,
+    endpoint_path: &str,
+) -> Result<&'g RegisteredClient, RpError> {
+    let assertion = form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some();
+    if !assertion {
+        return gw.clients.authenticate(headers, form);
+    }
+    if headers.contains_key(header::AUTHORIZATION) || form.get("client_secret").is_some() {
+        return Err(RpError::invalid_request("use one client authentication method, not two"));
+    }
+    super::client_assertion::authenticate(gw, form, endpoint_path).await
+}
 
 /// How a client authenticates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +45,8 @@ pub enum AuthMethod {
     SecretPost,
     /// Public client: no secret (redirect flow with PKCE only).
     None,
+    /// A JWT signed with one of the client's registered keys (RFC 7523).
+    PrivateKeyJwt,
 }
 
 /// A relying party as the gateway uses it.
@@ -50,6 +75,8 @@ pub struct RegisteredClient {
     pub delivery: crate::flow::DeliveryMode,
     /// Where ping/push notifications go (ping/push clients).
     pub notification_endpoint: Option<String>,
+    /// Public keys (`private_key_jwt`, request objects), set by `app::build`.
+    pub keys: Option<Arc<ClientKeys>>,
 }
 
 impl RegisteredClient {
@@ -67,6 +94,7 @@ impl RegisteredClient {
             method: match c.token_endpoint_auth_method.as_str() {
                 "client_secret_post" => AuthMethod::SecretPost,
                 "none" => AuthMethod::None,
+                "private_key_jwt" => AuthMethod::PrivateKeyJwt,
                 _ => AuthMethod::SecretBasic,
             },
             secret_hashes,
@@ -78,6 +106,7 @@ impl RegisteredClient {
             mc_legacy: c.mc_legacy,
             delivery: crate::flow::DeliveryMode::from_config(&c.backchannel_token_delivery_mode),
             notification_endpoint: c.backchannel_client_notification_endpoint.clone(),
+            keys: None,
         }
     }
 
@@ -113,7 +142,8 @@ impl ClientRegistry {
         self.clients.get(id)
     }
 
-    /// Authenticates the request's client from its `Authorization` header and form.
+    /// Authenticates the request's client from its `Authorization` header and form by a client
+    /// secret (see [`authenticate`] for every method).
     pub fn authenticate(&self, headers: &HeaderMap, form: &Params<'_>) -> Result<&RegisteredClient, RpError> {
         let basic = parse_basic(headers)?;
         let post_secret = form.get("client_secret");
@@ -155,6 +185,55 @@ impl ClientRegistry {
         let id = form.get("client_id").ok_or(RpError::InvalidClient { basic: false })?;
         self.clients.get(id).filter(|c| c.is_public()).ok_or(RpError::InvalidClient { basic: false })
     }
+}
+
+/// The registry of a validated configuration, with each client's keys, and the clients whose
+/// ID tokens are not RS256. A client whose `id_token_signed_response_alg` has no signing key,
+/// or whose keys cannot be read, stops the start.
+pub fn build_registry(
+    loaded: &crate::config::LoadedConfig,
+    keys: &crate::tokens::KeySet,
+    clock: crate::clock::SharedClock,
+    operator_index: impl Fn(&str) -> Option<OperatorIndex> + Copy,
+) -> Result<(ClientRegistry, HashMap<String, jsonwebtoken::Algorithm>), crate::app::BuildError> {
+    let cfg = &loaded.config;
+    let j = &cfg.client_jwt;
+    let mut settings: Option<super::client_keys::FetchSettings> = None;
+    let mut fetch = || -> Result<super::client_keys::FetchSettings, String> {
+        if settings.is_none() {
+            let timeout = std::time::Duration::from_millis(j.jwks_fetch_timeout_ms);
+            let client = crate::operators::http::PerThreadClient::new(timeout, None)?.shared();
+            settings = Some(super::client_keys::FetchSettings {
+                client,
+                clock: clock.clone(),
+                ttl_ms: j.jwks_cache_ttl_s * 1000,
+                min_refetch_ms: j.jwks_min_refetch_s * 1000,
+                timeout,
+            });
+        }
+        settings.clone().ok_or_else(|| "no fetch settings".to_string())
+    };
+    let mut clients = Vec::with_capacity(cfg.clients.len());
+    let mut algs = HashMap::new();
+    for c in &cfg.clients {
+        let bad = |m: String| crate::app::BuildError::Client(c.client_id.clone(), m);
+        let mut rc = RegisteredClient::from_config(c, operator_index);
+        rc.keys = ClientKeys::from_config(c, &loaded.base_dir, &mut fetch).map_err(bad)?.map(Arc::new);
+        let alg = match c.id_token_signed_response_alg.as_str() {
+            "ES256" => jsonwebtoken::Algorithm::ES256,
+            _ => jsonwebtoken::Algorithm::RS256,
+        };
+        if keys.signer(alg).is_none() {
+            return Err(bad(format!(
+                "id_token_signed_response_alg {alg:?} needs a signing key of that type in keys.signing_keys"
+            )));
+        }
+        if alg != jsonwebtoken::Algorithm::RS256 {
+            algs.insert(c.client_id.clone(), alg);
+        }
+        clients.push(rc);
+    }
+    Ok((ClientRegistry::new(clients), algs))
 }
 
 /// `Authorization: Basic` credentials (form-urlencoded id and secret, RFC 6749 §2.3.1).
@@ -202,6 +281,9 @@ mod tests {
             allowed_operators: vec![],
             id_token_signed_response_alg: "RS256".into(),
             mc_legacy: false,
+            jwks: None,
+            jwks_file: None,
+            jwks_uri: None,
         };
         ClientRegistry::new([RegisteredClient::from_config(&cfg, |_| None)])
     }

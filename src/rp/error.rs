@@ -20,6 +20,12 @@ pub enum RpError {
         /// The client tried HTTP Basic.
         basic: bool,
     },
+    /// `private_key_jwt` authentication failed; the text names the check (never token content).
+    #[error("invalid_client: {0}")]
+    ClientAssertion(Cow<'static, str>),
+    /// A signed request object was refused; the text names the check.
+    #[error("invalid_request_object: {0}")]
+    InvalidRequestObject(Cow<'static, str>),
     /// Scope not allowed.
     #[error("invalid_scope: {0}")]
     InvalidScope(Cow<'static, str>),
@@ -114,7 +120,8 @@ impl RpError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::InvalidRequest(_) | Self::IdempotencyMismatch | Self::IdempotencyInFlight => "invalid_request",
-            Self::InvalidClient { .. } => "invalid_client",
+            Self::InvalidClient { .. } | Self::ClientAssertion(_) => "invalid_client",
+            Self::InvalidRequestObject(_) => "invalid_request_object",
             Self::InvalidScope(_) => "invalid_scope",
             Self::InvalidGrant(_) => "invalid_grant",
             Self::UnsupportedGrantType => "unsupported_grant_type",
@@ -143,7 +150,9 @@ impl RpError {
     /// HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::InvalidClient { .. } | Self::InvalidToken(_) | Self::MissingToken => StatusCode::UNAUTHORIZED,
+            Self::InvalidClient { .. } | Self::ClientAssertion(_) | Self::InvalidToken(_) | Self::MissingToken => {
+                StatusCode::UNAUTHORIZED
+            }
             Self::Shed(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UnknownTransaction => StatusCode::NOT_FOUND,
             Self::AccessDenied(_) => StatusCode::FORBIDDEN,
@@ -168,7 +177,9 @@ impl RpError {
             | Self::InvalidBindingMessage(m)
             | Self::AccessDenied(m)
             | Self::TemporarilyUnavailable(m)
-            | Self::BrowserError(m) => m.clone(),
+            | Self::BrowserError(m)
+            | Self::ClientAssertion(m)
+            | Self::InvalidRequestObject(m) => m.clone(),
             Self::InvalidToken(m) => Cow::Borrowed(m),
             Self::MissingToken => "a Bearer access token is required".into(),
             Self::UnsupportedResponseType => "response_type must be code".into(),

@@ -74,6 +74,16 @@ impl<'a> Params<'a> {
         Ok(Self { pairs })
     }
 
+    /// Parameters from owned name/value pairs (e.g. the claims of a request object).
+    pub fn from_owned(pairs: Vec<(String, String)>) -> Params<'static> {
+        Params { pairs: pairs.into_iter().map(|(k, v)| (Cow::Owned(k), Cow::Owned(v))).collect() }
+    }
+
+    /// Every parameter name with a non-empty value, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.pairs.iter().filter(|(_, v)| !v.is_empty()).map(|(k, _)| k.as_ref())
+    }
+
     /// A parameter's value; empty values count as absent (RFC 6749 §3.1).
     pub fn get(&self, name: &str) -> Option<&str> {
         self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_ref()).filter(|v| !v.is_empty())

@@ -5,8 +5,10 @@
 use bytes::Bytes;
 use serde_json::json;
 
-/// Renders the metadata document for `issuer`.
-pub fn render(issuer: &str) -> Bytes {
+/// Renders the metadata document for `issuer`; `id_token_algs` are the algorithms the gateway
+/// holds a signing key for.
+pub fn render(issuer: &str, id_token_algs: &[&str]) -> Bytes {
+    let client_algs = crate::rp::client_jws::CLIENT_ALG_NAMES;
     let doc = json!({
         "issuer": issuer,
         "jwks_uri": format!("{issuer}/jwks"),
@@ -20,8 +22,12 @@ pub fn render(issuer: &str) -> Bytes {
         "backchannel_user_code_parameter_supported": false,
         "grant_types_supported": ["authorization_code", "urn:openid:params:grant-type:ciba"],
         "response_types_supported": ["code"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "id_token_signing_alg_values_supported": id_token_algs,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": client_algs,
+        "request_object_signing_alg_values_supported": client_algs,
+        "backchannel_authentication_request_signing_alg_values_supported": client_algs,
+        "request_parameter_supported": true,
         "subject_types_supported": ["pairwise"],
         "acr_values_supported": ["2", "3"],
         "scopes_supported": ["openid", "mc_authn", "mc_authz"],

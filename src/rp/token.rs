@@ -29,7 +29,7 @@ pub async fn handle(
     if form.get("grant_type") == Some(super::token_code::GRANT) {
         return super::token_code::handle(gw, headers, form, log).await;
     }
-    let client = gw.clients.authenticate(headers, form)?;
+    let client = super::client_auth::authenticate(gw, headers, form, "/token").await?;
     log.client = Some(client.client_id.clone());
     match form.require("grant_type")? {
         CIBA_GRANT => {}

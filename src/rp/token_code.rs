@@ -29,7 +29,11 @@ pub async fn handle(
     form: &Params<'_>,
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
-    let client = gw.clients.authenticate_or_public(headers, form)?;
+    let client = if form.get("client_assertion").is_some() || form.get("client_assertion_type").is_some() {
+        super::client_auth::authenticate(gw, headers, form, "/token").await?
+    } else {
+        gw.clients.authenticate_or_public(headers, form)?
+    };
     log.client = Some(client.client_id.clone());
     let code = form.require("code")?;
     let redirect_uri = form.require("redirect_uri")?;

@@ -70,8 +70,9 @@ impl TlsMaterial {
     }
 }
 
-/// Writes the dev PKI into `dir`: TLS certificate and key, RS256 signing key, and the secrets
-/// behind pairwise subjects and subscriber ids. Existing files are kept unless `force`.
+/// Writes the dev PKI into `dir`: TLS certificate and key, RS256 and ES256 signing keys, the
+/// `demo-rp-jwt` client's key pair (private PEM + public JWKS), and the secrets behind pairwise
+/// subjects and subscriber ids. Existing files are kept unless `force`.
 pub fn write_dev_material(dir: &Path, force: bool) -> Result<Vec<String>, TlsError> {
     std::fs::create_dir_all(dir).map_err(|e| TlsError::Io(dir.display().to_string(), e))?;
     let mut written = Vec::new();
@@ -91,6 +92,21 @@ pub fn write_dev_material(dir: &Path, force: bool) -> Result<Vec<String>, TlsErr
     put("signing-rs256.pem", &|| {
         crate::tokens::keys::generate_rsa_pkcs8_pem().map_err(|e| TlsError::Invalid(e.to_string()))
     })?;
+    put("signing-es256.pem", &|| {
+        crate::tokens::keys::generate_p256_pkcs8_pem().map_err(|e| TlsError::Invalid(e.to_string()))
+    })?;
+    // The demo-rp-jwt client's key pair (routing.toml registers its public JWKS file).
+    let rp_key = crate::tokens::keys::generate_p256_pkcs8_pem().map_err(|e| TlsError::Invalid(e.to_string()))?;
+    let rp_jwks = crate::tokens::keys::SigningKey::from_pem(rp_key.as_bytes())
+        .map(|k| crate::sim::rp_client::public_jwks(&k))
+        .map_err(|e| TlsError::Invalid(e.to_string()))?;
+    if !dir.join("demo-rp-jwt-key.pem").exists() || !dir.join("demo-rp-jwt.jwks.json").exists() {
+        // The two files are a pair: one without the other is replaced together with it.
+        let _ = std::fs::remove_file(dir.join("demo-rp-jwt-key.pem"));
+        let _ = std::fs::remove_file(dir.join("demo-rp-jwt.jwks.json"));
+    }
+    put("demo-rp-jwt-key.pem", &|| Ok(rp_key.clone()))?;
+    put("demo-rp-jwt.jwks.json", &|| Ok(rp_jwks.clone()))?;
     put("pairwise.secret", &|| Ok(crate::clock::random_token(48) + "\n"))?;
     put("subscriber-id.secret", &|| Ok(crate::clock::random_token(48) + "\n"))?;
     Ok(written)

@@ -1,12 +1,14 @@
 //! Gateway ID tokens and access tokens. [`TokenIssuer::issue`] turns an approved transaction's
-//! facts into `{access_token, id_token}`: RS256 ID token with `iss aud azp sub iat exp auth_time
-//! acr amr at_hash` (+ `nonce`, the CIBA `auth_req_id` claim), and an RFC 9068 JWT access token
-//! ([`super::access_token`]); both flows (CIBA and code) issue through this one function.
+//! facts into `{access_token, id_token}`: an ID token signed with the client's registered
+//! `id_token_signed_response_alg` (RS256 by default, ES256 offered) carrying `iss aud azp sub iat
+//! exp auth_time acr amr at_hash` (+ `nonce`, the CIBA `auth_req_id` claim), and an RFC 9068 JWT
+//! access token ([`super::access_token`]); both flows (CIBA and code) issue through this one function.
 
 use super::keys::{KeyError, KeySet};
 use base64::Engine;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Claims of a gateway ID token.
@@ -85,9 +87,16 @@ pub struct TokenIssuer {
     pub id_token_ttl_s: u64,
     /// Access token lifetime, seconds.
     pub access_token_ttl_s: u64,
+    /// Clients whose ID tokens are not RS256 (`id_token_signed_response_alg`), by client id.
+    pub id_token_algs: Arc<HashMap<String, jsonwebtoken::Algorithm>>,
 }
 
 impl TokenIssuer {
+    /// The ID token algorithm registered for `client_id` (RS256 unless registered otherwise).
+    pub fn alg_for(&self, client_id: &str) -> jsonwebtoken::Algorithm {
+        self.id_token_algs.get(client_id).copied().unwrap_or(jsonwebtoken::Algorithm::RS256)
+    }
+
     /// Issues an access token and an ID token for `approval` at `now_s`.
     pub fn issue(&self, approval: &Approval<'_>, now_s: u64) -> Result<IssuedTokens, KeyError> {
         let at_claims = super::access_token::AccessTokenClaims {
@@ -117,7 +126,12 @@ impl TokenIssuer {
             at_hash: half_hash(&access_token),
             auth_req_id: approval.auth_req_id,
         };
-        let id_token = self.keys.active().sign(&claims)?;
+        let alg = self.alg_for(approval.client_id);
+        let key = self
+            .keys
+            .signer(alg)
+            .ok_or_else(|| KeyError::Invalid(format!("no signing key for {alg:?} (client {})", approval.client_id)))?;
+        let id_token = key.sign(&claims)?;
         Ok(IssuedTokens { access_token, token_type: "Bearer", expires_in: self.access_token_ttl_s, id_token })
     }
 }

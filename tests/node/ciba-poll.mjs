@@ -4,6 +4,10 @@
 //   ISSUER               the gateway's issuer (https://127.0.0.1:PORT)
 //   CLIENT_ID            a client registered for client_secret_basic
 //   CLIENT_SECRET        its secret
+//   CLIENT_KEY_FILE      optional: authenticate with private_key_jwt using this P-256 PKCS#8 PEM
+//                        key instead of a secret (then CLIENT_SECRET is not needed)
+//   CLIENT_KEY_KID       optional: the kid of that key in the client's registered JWKS
+//   ID_TOKEN_ALG         optional: the client's id_token_signed_response_alg (default RS256)
 //   LOGIN_HINT           e.g. MSISDN:34700000011
 //   EXPECT_ERROR         optional: the OAuth error the poll must end with (e.g. access_denied)
 //   BINDING_MESSAGE      optional binding_message (default below)
@@ -36,7 +40,9 @@ function fail(stage, err) {
 
 const issuer = env('ISSUER')
 const clientId = env('CLIENT_ID')
-const clientSecret = env('CLIENT_SECRET')
+const clientKeyFile = process.env.CLIENT_KEY_FILE || undefined
+const clientSecret = clientKeyFile === undefined ? env('CLIENT_SECRET') : undefined
+const idTokenAlg = env('ID_TOKEN_ALG', 'RS256')
 const loginHint = env('LOGIN_HINT')
 const expectError = process.env.EXPECT_ERROR || undefined
 const bindingMessage = env('BINDING_MESSAGE', 'Sign in to openid-client test')
@@ -56,13 +62,18 @@ try {
   // Issuer discovery (/.well-known/openid-configuration) with the issuer check. The client
   // authenticates with client_secret_basic, as registered; openid-client's own default for a
   // bare secret string is client_secret_post, so the method is given explicitly.
-  config = await client.discovery(
-    new URL(issuer),
-    clientId,
-    { client_secret: clientSecret },
-    client.ClientSecretBasic(clientSecret),
-    discoveryOptions,
-  )
+  let metadata = { client_secret: clientSecret, id_token_signed_response_alg: idTokenAlg }
+  let auth = clientSecret === undefined ? undefined : client.ClientSecretBasic(clientSecret)
+  if (clientKeyFile !== undefined) {
+    // private_key_jwt: every request carries a fresh assertion signed with the client's key.
+    const { readFileSync } = await import('node:fs')
+    const pem = readFileSync(clientKeyFile, 'utf8').replace(/-----[^-]+-----/g, '').replace(/\s+/g, '')
+    const key = await crypto.subtle.importKey(
+      'pkcs8', Buffer.from(pem, 'base64'), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign'])
+    metadata = { id_token_signed_response_alg: idTokenAlg, token_endpoint_auth_method: 'private_key_jwt' }
+    auth = client.PrivateKeyJwt({ key, kid: process.env.CLIENT_KEY_KID || undefined })
+  }
+  config = await client.discovery(new URL(issuer), clientId, metadata, auth, discoveryOptions)
   // By default openid-client trusts an ID token from the token endpoint on TLS alone; this
   // makes it also verify the token's signature with the keys at jwks_uri.
   client.enableNonRepudiationChecks(config)
