@@ -1,6 +1,6 @@
 //! `/.well-known/openid-configuration`: rendered once at start from the issuer. It advertises
-//! what this build really serves (CIBA poll, the code flow with PKCE, userinfo); shared/protocol.md §1.1
-//! lists the full surface that later work fills in.
+//! what this build really serves (shared/protocol.md §1.1): CIBA poll/ping/push, the code flow
+//! with PKCE, userinfo, client secrets and private_key_jwt, signed request objects.
 
 use bytes::Bytes;
 use serde_json::json;
@@ -18,7 +18,7 @@ pub fn render(issuer: &str, id_token_algs: &[&str]) -> Bytes {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "backchannel_authentication_endpoint": format!("{issuer}/bc-authorize"),
-        "backchannel_token_delivery_modes_supported": ["poll"],
+        "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
         "backchannel_user_code_parameter_supported": false,
         "grant_types_supported": ["authorization_code", "urn:openid:params:grant-type:ciba"],
         "response_types_supported": ["code"],
@@ -31,7 +31,10 @@ pub fn render(issuer: &str, id_token_algs: &[&str]) -> Bytes {
         "subject_types_supported": ["pairwise"],
         "acr_values_supported": ["2", "3"],
         "scopes_supported": ["openid", "mc_authn", "mc_authz"],
-        "claims_supported": ["iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "acr", "amr", "at_hash"],
+        "claims_supported": [
+            "iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
+            "urn:openid:params:jwt:claim:auth_req_id"
+        ],
         "login_hint_methods_supported": ["MSISDN", "ENCR_MSISDN"],
         "mc_version": ["mc_v1.1", "mc_v1.2", "mc_v2.0", "mc_di_r2_v2.3", "mc_di_v3.0"],
         "mc_discovery_endpoint": format!("{issuer}/v2/discovery"),
