@@ -66,16 +66,76 @@ async fn round_trip_through_each_operator() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pairwise_subject_is_stable_per_sector() {
-    let demo = start_demo().await;
+    // demo-rp-post moves to another sector; demo-rp-ping stays in demo-rp's.
+    let demo = support::start_demo_with(|t| {
+        t.replace(
+            "redirect_uris = [\"https://rp2.example.org/callback\"]\nsector_identifier = \"rp.example.org\"",
+            "redirect_uris = [\"https://rp2.example.org/callback\"]\nsector_identifier = \"townhall.example.org\"",
+        )
+    })
+    .await;
     let rp = Rp::new(&demo);
-    let mut subs = Vec::new();
-    for _ in 0..2 {
-        let ack = rp.bc_authorize(&hint(&demo, "movistar", 1)).await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        let (done, _) = rp.poll_until_done(&ack, DONE).await;
-        subs.push(claims(done.body["id_token"].as_str().unwrap())["sub"].as_str().unwrap().to_owned());
-    }
-    assert_eq!(subs[0], subs[1], "the same person is one identity for one sector");
+    let other_sector = Rp { client_id: "demo-rp-post".into(), ..Rp::new(&demo) };
+    let sub_via = |rp: &Rp, hint: String| {
+        let rp = rp.clone();
+        async move {
+            let ack = if rp.client_id == "demo-rp-post" {
+                let form = [
+                    ("scope", "openid"),
+                    ("login_hint", hint.as_str()),
+                    ("client_id", "demo-rp-post"),
+                    ("client_secret", rp.secret.as_str()),
+                ];
+                let r = rp.http.post(format!("{}/bc-authorize", rp.base)).form(&form).send().await.unwrap();
+                support::answer(r).await
+            } else {
+                rp.bc_authorize(&hint).await
+            };
+            assert_eq!(ack.status, 200, "{:?}", ack.body);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let id = ack.body["auth_req_id"].as_str().unwrap();
+            let done = if rp.client_id == "demo-rp-post" {
+                let form = [
+                    ("grant_type", "urn:openid:params:grant-type:ciba"),
+                    ("auth_req_id", id),
+                    ("client_id", "demo-rp-post"),
+                    ("client_secret", rp.secret.as_str()),
+                ];
+                let mut answer = None;
+                for _ in 0..15 {
+                    let r = rp.http.post(format!("{}/token", rp.base)).form(&form).send().await.unwrap();
+                    let a = support::answer(r).await;
+                    if a.error() != "authorization_pending" {
+                        answer = Some(a);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(1050)).await;
+                }
+                answer.expect("answered within 15 polls")
+            } else {
+                rp.poll_until_done(&ack, DONE).await.0
+            };
+            assert_eq!(done.status, 200, "{:?}", done.body);
+            claims(done.body["id_token"].as_str().unwrap())["sub"].as_str().unwrap().to_owned()
+        }
+    };
+    let person = hint(&demo, "movistar", 1);
+    let first = sub_via(&rp, person.clone()).await;
+    assert_eq!(first, sub_via(&rp, person.clone()).await, "the same person is one identity for one sector");
+    assert!(!first.contains(&person[10..]), "never the MSISDN");
+    // PCR:<sub> names the same person again, for this client's sector only.
+    assert_eq!(sub_via(&rp, format!("PCR:{first}")).await, first);
+    let elsewhere = sub_via(&other_sector, person.clone()).await;
+    assert_ne!(elsewhere, first, "unlinkable across sectors");
+    let form = [
+        ("scope", "openid"),
+        ("login_hint", &format!("PCR:{first}") as &str),
+        ("client_id", "demo-rp-post"),
+        ("client_secret", other_sector.secret.as_str()),
+    ];
+    let r = rp.http.post(format!("{}/bc-authorize", rp.base)).form(&form).send().await.unwrap();
+    let refused = support::answer(r).await;
+    assert_eq!((refused.status, refused.error()), (400, "invalid_request"), "another sector's PCR: {:?}", refused.body);
     demo.stop().await;
 }
 

@@ -141,7 +141,8 @@ async fn metadata_jwks_and_admin_endpoints() {
         .unwrap();
     assert_eq!(md["issuer"], demo.public_url);
     assert_eq!(md["backchannel_authentication_endpoint"], format!("{}/bc-authorize", demo.public_url));
-    assert_eq!(md["backchannel_token_delivery_modes_supported"], serde_json::json!(["poll"]));
+    assert_eq!(md["backchannel_token_delivery_modes_supported"], serde_json::json!(["poll", "ping", "push"]));
+    assert_eq!(md["login_hint_methods_supported"], serde_json::json!(["MSISDN", "ENCR_MSISDN", "PCR"]));
     let jwks: serde_json::Value = rp.http.get(format!("{}/jwks", rp.base)).send().await.unwrap().json().await.unwrap();
     let key = &jwks["keys"][0];
     assert_eq!(

@@ -1,6 +1,6 @@
 //! RP-supplied person identifiers: `login_hint` in every form of shared/protocol.md §6
 //! (`MSISDN:`, `tel:`, `+`, `00`, bare, national) plus `ENCR_MSISDN:<subscriber_id>` from the
-//! Discovery API; and the `binding_message` rules (length, printable, no control, bidi or
+//! Discovery API and `PCR:<sub>` (the client's own pairwise subject of the person); and the `binding_message` rules (length, printable, no control, bidi or
 //! line-separator characters).
 
 use super::error::RpError;
@@ -18,8 +18,13 @@ pub fn resolve(gw: &Gateway, client_id: &str, hint: &str) -> Result<Msisdn, RpEr
             }
         });
     }
-    if strip_prefix_ci(hint, "PCR:").is_some() {
-        return Err(RpError::invalid_request("login_hint PCR: is not supported yet; use MSISDN: or ENCR_MSISDN:"));
+    if let Some(sub) = strip_prefix_ci(hint, "PCR:") {
+        // The RP's own pairwise subject of the person: valid only within its sector.
+        let sector = gw.clients.get(client_id).map(|c| c.sector.as_str()).unwrap_or_default();
+        return gw
+            .pairwise
+            .resolve(sector, sub)
+            .ok_or_else(|| RpError::invalid_request("login_hint PCR is not a subject this client was given"));
     }
     Msisdn::parse(hint, &gw.rules).map_err(|e| RpError::InvalidRequest(format!("login_hint: {e}").into()))
 }

@@ -35,7 +35,7 @@ pub fn render(issuer: &str, id_token_algs: &[&str]) -> Bytes {
             "iss", "sub", "aud", "azp", "exp", "iat", "auth_time", "nonce", "acr", "amr", "at_hash",
             "urn:openid:params:jwt:claim:auth_req_id"
         ],
-        "login_hint_methods_supported": ["MSISDN", "ENCR_MSISDN"],
+        "login_hint_methods_supported": ["MSISDN", "ENCR_MSISDN", "PCR"],
         "mc_version": ["mc_v1.1", "mc_v1.2", "mc_v2.0", "mc_di_r2_v2.3", "mc_di_v3.0"],
         "mc_discovery_endpoint": format!("{issuer}/v2/discovery"),
     });

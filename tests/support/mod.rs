@@ -39,6 +39,7 @@ pub async fn start_demo_keeping(keep: &[&str], edit: impl FnOnce(String) -> Stri
 }
 
 /// A minimal RP over the plain loopback listener.
+#[derive(Clone)]
 pub struct Rp {
     pub base: String,
     pub client_id: String,
