@@ -357,9 +357,11 @@ pub fn instructions(demo: &Demo, ca: &Path, jwt_key: &Path) -> String {
     let _ =
         writeln!(s, "  #   (orange numbers: the simulated operator pings the gateway at /op/orange/notify first)\n");
     let jwt = &demo.jwt_client_id;
+    // The running binary, so the line works without `mcgate` on the PATH.
+    let mcgate = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "mcgate".into());
     let _ = writeln!(s, "  private_key_jwt: client_id {jwt} (ES256 ID tokens), private key {}", jwt_key.display());
     let assertion = format!(
-        "-d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \\\n      -d client_assertion=$(mcgate client-assertion --key {} --client-id {jwt} --aud {url})",
+        "-d client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer \\\n      -d client_assertion=$({mcgate} client-assertion --key {} --client-id {jwt} --aud {url})",
         jwt_key.display()
     );
     let _ = writeln!(
