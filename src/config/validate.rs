@@ -481,6 +481,19 @@ impl Validator {
             if let Some(u) = &c.jwks_uri {
                 self.url(&format!("{p}.jwks_uri"), u);
             }
+            for (j, u) in c.notification_uris.iter().enumerate() {
+                if let Some(url) = self.url(&format!("{p}.notification_uris[{j}]"), u) {
+                    if url.fragment().is_some() {
+                        self.err(format!("{p}.notification_uris[{j}]"), "must not have a fragment");
+                    }
+                }
+            }
+            if !c.notification_uris.is_empty() && given == 0 {
+                self.err(
+                    format!("{p}.notification_uris"),
+                    "server-initiated requests are signed: register the client's keys (jwks, jwks_file or jwks_uri)",
+                );
+            }
         }
     }
 
