@@ -34,10 +34,12 @@ fn check_config_lists_every_problem_with_its_key() {
         "clients[0].min_acr: must be \"2\" or \"3\"",
         "clients[0].allowed_operators[0]: unknown operator \"telefonica\"",
         "clients[0].redirect_uris[0]: must be https",
+        "clients[0].notification_uris[0]: must be https",
+        "clients[0].notification_uris: server-initiated requests are signed",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(err.contains("14 problem(s)"), "{err}");
+    assert!(err.contains("16 problem(s)"), "{err}");
 }
 
 #[test]
