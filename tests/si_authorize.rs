@@ -79,7 +79,12 @@ fn with(mut claims: Vec<(String, String)>, name: &str, value: Option<&str>) -> V
 
 /// POSTs the outer form (no HTTP authentication).
 async fn si_form(demo: &Demo, response_type: &str, request: &str) -> Answer {
-    let form = [("client_id", demo.si_client_id.as_str()), ("response_type", response_type), ("scope", SCOPE), ("request", request)];
+    let form = [
+        ("client_id", demo.si_client_id.as_str()),
+        ("response_type", response_type),
+        ("scope", SCOPE),
+        ("request", request),
+    ];
     answer(http().post(url(demo, "/si-authorize")).form(&form).send().await.unwrap()).await
 }
 
@@ -197,7 +202,12 @@ async fn polling_is_collected_at_the_token_endpoint_and_get_and_json_work_too() 
 
     // GET with the query.
     let request = sign(&demo, &base_claims(&demo, POLLING, &msisdn(&demo, 1), "get-nonce"));
-    let query = [("client_id", demo.si_client_id.as_str()), ("response_type", POLLING), ("scope", SCOPE), ("request", &request)];
+    let query = [
+        ("client_id", demo.si_client_id.as_str()),
+        ("response_type", POLLING),
+        ("scope", SCOPE),
+        ("request", &request),
+    ];
     let ack = answer(http().get(url(&demo, "/si-authorize")).query(&query).send().await.unwrap()).await;
     assert_eq!(ack.status, 200, "{:?}", ack.body);
     let (done, _) = rp.poll_until_done(&ack, Duration::from_secs(20)).await;
@@ -209,7 +219,8 @@ async fn polling_is_collected_at_the_token_endpoint_and_get_and_json_work_too() 
     assert_eq!(ack.status, 200, "{:?}", ack.body);
 
     // Metadata advertises the endpoint.
-    let meta: Value = http().get(url(&demo, "/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
+    let meta: Value =
+        http().get(url(&demo, "/.well-known/openid-configuration")).send().await.unwrap().json().await.unwrap();
     assert_eq!(meta["si_authorization_endpoint"], format!("{}/si-authorize", demo.public_url));
     for rt in [ASYNC, POLLING] {
         assert!(meta["response_types_supported"].as_array().unwrap().iter().any(|v| v == rt), "{rt}");
@@ -231,8 +242,18 @@ async fn every_bad_request_gets_its_error() {
 
     let bad = |name: &str, value: Option<&str>| sign(&demo, &with(good.clone(), name, value));
     expect(&si_form(&demo, ASYNC, &bad("scope", Some("openid"))).await, 400, "invalid_request", "inner scope differs");
-    expect(&si_form(&demo, ASYNC, &bad("response_type", Some(POLLING))).await, 400, "invalid_request", "inner type differs");
-    expect(&si_form(&demo, ASYNC, &bad("response_type", None)).await, 400, "invalid_request", "outer three not repeated");
+    expect(
+        &si_form(&demo, ASYNC, &bad("response_type", Some(POLLING))).await,
+        400,
+        "invalid_request",
+        "inner type differs",
+    );
+    expect(
+        &si_form(&demo, ASYNC, &bad("response_type", None)).await,
+        400,
+        "invalid_request",
+        "outer three not repeated",
+    );
     expect(&si_form(&demo, ASYNC, &bad("client_id", Some("demo-rp"))).await, 400, "invalid_request", "inner client_id");
     expect(&si_form(&demo, ASYNC, &bad("version", Some("mc_si_r1_v1.0"))).await, 400, "invalid_request", "version");
     expect(&si_form(&demo, ASYNC, &bad("version", None)).await, 400, "invalid_request", "no version");
@@ -262,16 +283,25 @@ async fn every_bad_request_gets_its_error() {
     tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).unwrap();
     expect(&si_form(&demo, ASYNC, &tampered).await, 400, "invalid_request_object", "bad signature");
-    let expired = request_object(&demo.jwt_client_key, &demo.si_client_id, &demo.public_url, &refs, now() - 600, 60).unwrap();
+    let expired =
+        request_object(&demo.jwt_client_key, &demo.si_client_id, &demo.public_url, &refs, now() - 600, 60).unwrap();
     expect(&si_form(&demo, ASYNC, &expired).await, 400, "invalid_request_object", "expired");
-    let wrong_aud = request_object(&demo.jwt_client_key, &demo.si_client_id, "https://other.example", &refs, now(), 60).unwrap();
+    let wrong_aud =
+        request_object(&demo.jwt_client_key, &demo.si_client_id, "https://other.example", &refs, now(), 60).unwrap();
     expect(&si_form(&demo, ASYNC, &wrong_aud).await, 400, "invalid_request_object", "aud");
     let once = sign(&demo, &good);
     assert_eq!(si_form(&demo, ASYNC, &once).await.status, 200);
     expect(&si_form(&demo, ASYNC, &once).await, 400, "invalid_request_object", "replayed jti");
 
     // Who the client is.
-    let form = |id: &str| vec![("client_id", id.to_owned()), ("response_type", ASYNC.into()), ("scope", SCOPE.into()), ("request", sign(&demo, &good))];
+    let form = |id: &str| {
+        vec![
+            ("client_id", id.to_owned()),
+            ("response_type", ASYNC.into()),
+            ("scope", SCOPE.into()),
+            ("request", sign(&demo, &good)),
+        ]
+    };
     let post = |f: Vec<(&'static str, String)>| {
         let req = http().post(url(&demo, "/si-authorize")).form(&f);
         async move { answer(req.send().await.unwrap()).await }
@@ -302,7 +332,8 @@ async fn every_bad_request_gets_its_error() {
         .await
         .unwrap();
     expect(&answer(r).await, 400, "invalid_request", "JSON values must be strings");
-    let r = http().post(url(&demo, "/si-authorize")).header("content-type", "text/plain").body("x").send().await.unwrap();
+    let r =
+        http().post(url(&demo, "/si-authorize")).header("content-type", "text/plain").body("x").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 415);
     let r = http().put(url(&demo, "/si-authorize")).send().await.unwrap();
     assert_eq!((r.status().as_u16(), r.headers()["allow"].to_str().unwrap()), (405, "GET, POST"));
@@ -340,7 +371,8 @@ async fn mc_legacy_clients_may_omit_exp_iat_and_jti_strict_ones_may_not() {
     let refs_owned = base_claims(&legacy, POLLING, &msisdn(&legacy, 1), "n");
     let refs: Vec<(&str, &str)> = refs_owned.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let expired =
-        request_object(&legacy.jwt_client_key, &legacy.si_client_id, &legacy.public_url, &refs, now() - 600, 60).unwrap();
+        request_object(&legacy.jwt_client_key, &legacy.si_client_id, &legacy.public_url, &refs, now() - 600, 60)
+            .unwrap();
     assert_eq!(si_form(&legacy, POLLING, &expired).await.error(), "invalid_request_object");
     legacy.stop().await;
 }
@@ -350,7 +382,12 @@ async fn an_idempotency_key_retry_with_a_fresh_object_gets_the_same_transaction(
     let demo = start_demo().await;
     let claims = base_claims(&demo, POLLING, &msisdn(&demo, 3), "idem-nonce");
     let send = |request: String| {
-        let form = vec![("client_id", demo.si_client_id.clone()), ("response_type", POLLING.into()), ("scope", SCOPE.into()), ("request", request)];
+        let form = vec![
+            ("client_id", demo.si_client_id.clone()),
+            ("response_type", POLLING.into()),
+            ("scope", SCOPE.into()),
+            ("request", request),
+        ];
         let req = http().post(url(&demo, "/si-authorize")).header("idempotency-key", "si-retry-1").form(&form);
         async move { answer(req.send().await.unwrap()).await }
     };

@@ -77,7 +77,8 @@ pub async fn handle(
     let expected = Expected { require_time_and_jti: !client.mc_legacy };
     let claims = verify_request_object(gw, client, jws, expected).await?;
     let params = object_params(&claims, outer)?;
-    for (name, outer_value) in [("client_id", client.client_id.as_str()), ("response_type", response_type), ("scope", scope)]
+    for (name, outer_value) in
+        [("client_id", client.client_id.as_str()), ("response_type", response_type), ("scope", scope)]
     {
         match params.get(name) {
             Some(v) if v == outer_value => {}
@@ -116,8 +117,7 @@ async fn identify<'g>(
     outer: &Params<'_>,
 ) -> Result<&'g RegisteredClient, RpError> {
     let id = outer.require("client_id")?;
-    let credentials =
-        headers.contains_key(header::AUTHORIZATION) || CREDENTIALS.iter().any(|n| outer.get(n).is_some());
+    let credentials = headers.contains_key(header::AUTHORIZATION) || CREDENTIALS.iter().any(|n| outer.get(n).is_some());
     let client = if credentials {
         let c = super::client_auth::authenticate(gw, headers, outer, "/si-authorize").await?;
         if c.client_id != id {
@@ -174,8 +174,11 @@ fn object_params(claims: &Map<String, Value>, outer: &Params<'_>) -> Result<Para
     for name in outer.names().filter(|n| OBJECT_PARAMS.contains(n) && !envelope.contains(n)) {
         if params.get(name) != outer.get(name) {
             return Err(RpError::InvalidRequest(
-                format!("parameter {} must be inside the signed request object only (or repeat its value)", printable(name))
-                    .into(),
+                format!(
+                    "parameter {} must be inside the signed request object only (or repeat its value)",
+                    printable(name)
+                )
+                .into(),
             ));
         }
     }
@@ -195,7 +198,10 @@ mod tests {
     fn object_params_take_strings_and_outer_values_must_repeat_them() {
         let c = claims(json!({"login_hint": "MSISDN:34600000001", "nonce": "n", "exp": 5, "other": "x"}));
         let p = object_params(&c, &Params::parse(b"client_id=rp&correlation_id=abc").unwrap()).unwrap();
-        assert_eq!((p.get("login_hint"), p.get("nonce"), p.get("other")), (Some("MSISDN:34600000001"), Some("n"), None));
+        assert_eq!(
+            (p.get("login_hint"), p.get("nonce"), p.get("other")),
+            (Some("MSISDN:34600000001"), Some("n"), None)
+        );
         let same = Params::parse(b"nonce=n").unwrap();
         assert!(object_params(&c, &same).is_ok());
         let differs = Params::parse(b"login_hint=MSISDN:34600000002").unwrap();
