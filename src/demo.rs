@@ -96,6 +96,9 @@ pub struct Demo {
     pub rp_sink: Arc<RpSink>,
     /// Demo client id registered for private_key_jwt (ES256 ID tokens).
     pub jwt_client_id: String,
+    /// Demo client id for Mobile Connect server-initiated requests (client_secret_basic with
+    /// the same secret; signs with `jwt_client_key`; async results go to `rp_sink`).
+    pub si_client_id: String,
     /// Its private key (in memory; `mcgate demo` writes the PEM to a temp file).
     pub jwt_client_key: Arc<crate::tokens::keys::SigningKey>,
     /// The same key as PKCS#8 PEM.
@@ -186,6 +189,12 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             c.client_secret_sha256 = vec![hash.clone()];
         }
     }
+    // The server-initiated client signs with the same demo key; its async results go to the sink.
+    for c in cfg.clients.iter_mut().filter(|c| c.client_id == "demo-rp-si") {
+        c.jwks = Some(crate::sim::rp_client::public_jwks(&jwt_key));
+        (c.jwks_file, c.jwks_uri) = (None, None);
+        c.notification_uris = vec![format!("{}/{}", rp_sink.url(), c.client_id)];
+    }
     config::validate(&cfg, Path::new("."), ValidateOptions { check_environment: false })?;
     let log = &cfg.log;
     let log_guard = crate::telemetry::logging::init(&log.level, &log.format);
@@ -225,6 +234,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         client_secret,
         rp_sink,
         jwt_client_id: "demo-rp-jwt".into(),
+        si_client_id: "demo-rp-si".into(),
         jwt_client_key: jwt_key,
         jwt_client_key_pem: Secret::new(jwt_key_pem),
         shutdown,
@@ -374,7 +384,49 @@ pub fn instructions(demo: &Demo, ca: &Path, jwt_key: &Path) -> String {
         "  curl -s --cacert $CA -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {assertion} \\\n      {url}/token; echo"
     );
     let _ = writeln!(s, "  #   each assertion is single use (fresh jti, 60 s); the ID token is ES256\n");
+    si_instructions(&mut s, demo, jwt_key, &first);
     s
+}
+
+/// The Mobile Connect server-initiated part of the instructions: a signed request object made
+/// with `mcgate request-object`, the async result at the sink, then the polling variant.
+fn si_instructions(s: &mut String, demo: &Demo, jwt_key: &Path, msisdn: &str) {
+    use std::fmt::Write;
+    let (url, si, sink) = (&demo.public_url, &demo.si_client_id, demo.rp_sink.url());
+    let _ = writeln!(s, "  Mobile Connect server-initiated: client_id {si} signs its request with the key above;");
+    let _ = writeln!(s, "  mc_si_async_code results go to {sink}/{si} (Bearer = its client_notification_token):\n");
+    let claims = |rt: &str| {
+        format!(
+            "mcgate request-object --key {} --client-id {si} --aud {url} --claim client_id={si} \\\n      --claim response_type={rt} --claim 'scope=openid mc_authn' --claim version=mc_si_r2_v1.0 \\\n      --claim nonce=n-$RANDOM --claim login_hint=MSISDN:{msisdn} --claim acr_values=2",
+            jwt_key.display()
+        )
+    };
+    let _ = writeln!(
+        s,
+        "  REQ=$({} \\\n      --claim client_notification_token=my-si-token --claim notification_uri={sink}/{si})",
+        claims("mc_si_async_code")
+    );
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {url}/si-authorize -d client_id={si} -d response_type=mc_si_async_code \\\n      -d 'scope=openid mc_authn' -d request=$REQ; echo   # → {{\"auth_req_id\":…,\"expires_in\":…}}"
+    );
+    let wait = demo.gateway.ciba.interval_s;
+    let _ = writeln!(s, "  sleep {wait}; curl -s {sink}; echo");
+    let _ = writeln!(
+        s,
+        "  #   → {{\"path\":\"/{si}\",\"authorization\":\"Bearer my-si-token\",\"body\":{{\"auth_req_id\",\"access_token\",…,\"id_token\"}}}}"
+    );
+    let auth = format!("-u {si}:{}", demo.client_secret.expose());
+    let _ = writeln!(s, "  REQ=$({})", claims("mc_si_polling"));
+    let _ = writeln!(
+        s,
+        "  AUTH_REQ_ID=$(curl -s --cacert $CA {url}/si-authorize -H 'Content-Type: application/json' \\\n      -d '{{\"client_id\":\"{si}\",\"response_type\":\"mc_si_polling\",\"scope\":\"openid mc_authn\",\"request\":\"'$REQ'\"}}' \\\n      | tee /dev/stderr | sed -n 's/.*\"auth_req_id\":\"\\([^\"]*\\)\".*/\\1/p')"
+    );
+    let _ = writeln!(
+        s,
+        "  sleep {wait}; curl -s --cacert $CA {auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
+    );
+    let _ = writeln!(s, "  #   → tokens; the ID token's nonce is the request's\n");
 }
 
 /// The redirect (code) flow part of the instructions: each browser hop by hand with curl.

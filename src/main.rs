@@ -103,6 +103,25 @@ enum Command {
         #[arg(long)]
         aud: String,
     },
+    /// Print a signed request object (e.g. for /si-authorize): the --claim values plus iss,
+    /// aud, iat, nbf, exp and a fresh jti.
+    RequestObject {
+        /// The client's private key: PKCS#8 PEM, P-256 (ES256) or RSA (RS256).
+        #[arg(long)]
+        key: PathBuf,
+        /// The client id (iss).
+        #[arg(long)]
+        client_id: String,
+        /// The audience: the gateway's issuer.
+        #[arg(long)]
+        aud: String,
+        /// A string claim `name=value` (repeatable), e.g. --claim version=mc_si_r2_v1.0.
+        #[arg(long = "claim", value_name = "NAME=VALUE")]
+        claims: Vec<String>,
+        /// Seconds until exp.
+        #[arg(long, default_value_t = 60)]
+        lifetime_s: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -143,6 +162,9 @@ fn main() -> ExitCode {
             })
             .map_err(|e| e.to_string()),
         Command::ClientAssertion { key, client_id, aud } => client_assertion(key, &client_id, &aud),
+        Command::RequestObject { key, client_id, aud, claims, lifetime_s } => {
+            request_object(key, &client_id, &aud, &claims, lifetime_s)
+        }
         Command::ClientSecret => {
             let (secret, hash) = config::secret::generate_client_secret();
             println!("client_secret:        {}", secret.expose());
@@ -165,6 +187,25 @@ fn client_assertion(key: PathBuf, client_id: &str, aud: &str) -> Result<(), Stri
     let key = mcgate::tokens::keys::SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", key.display()))?;
     let now = mcgate::clock::SystemClock.now_s();
     let jwt = mcgate::sim::rp_client::client_assertion(&key, client_id, aud, now, 60).map_err(|e| e.to_string())?;
+    println!("{jwt}");
+    Ok(())
+}
+
+fn request_object(key: PathBuf, client_id: &str, aud: &str, claims: &[String], lifetime_s: u64) -> Result<(), String> {
+    use mcgate::clock::Clock;
+    let mut params = Vec::with_capacity(claims.len());
+    for c in claims {
+        let (name, value) = c.split_once('=').ok_or_else(|| format!("--claim {c:?}: expected NAME=VALUE"))?;
+        if name.is_empty() {
+            return Err(format!("--claim {c:?}: the claim name is empty"));
+        }
+        params.push((name, value));
+    }
+    let pem = std::fs::read(&key).map_err(|e| format!("cannot read {}: {e}", key.display()))?;
+    let key = mcgate::tokens::keys::SigningKey::from_pem(&pem).map_err(|e| format!("{}: {e}", key.display()))?;
+    let now = mcgate::clock::SystemClock.now_s();
+    let jwt = mcgate::sim::rp_client::request_object(&key, client_id, aud, &params, now, lifetime_s)
+        .map_err(|e| e.to_string())?;
     println!("{jwt}");
     Ok(())
 }

@@ -34,10 +34,12 @@ fn check_config_lists_every_problem_with_its_key() {
         "clients[0].min_acr: must be \"2\" or \"3\"",
         "clients[0].allowed_operators[0]: unknown operator \"telefonica\"",
         "clients[0].redirect_uris[0]: must be https",
+        "clients[0].notification_uris[0]: must be https",
+        "clients[0].notification_uris: server-initiated requests are signed",
     ] {
         assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
     }
-    assert!(err.contains("14 problem(s)"), "{err}");
+    assert!(err.contains("16 problem(s)"), "{err}");
 }
 
 #[test]
@@ -169,4 +171,40 @@ fn client_assertion_signs_a_fresh_single_use_jwt_with_the_key_certs_wrote() {
         .output()
         .unwrap();
     assert!(!bad.status.success());
+}
+
+#[test]
+fn request_object_signs_the_given_claims_with_a_fresh_jti() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    assert!(mcgate().args(["certs", "--dir", certs.to_str().unwrap()]).output().unwrap().status.success());
+    let key = certs.join("demo-rp-jwt-key.pem");
+    let run = |extra: &[&str]| {
+        mcgate()
+            .args(["request-object", "--key", key.to_str().unwrap(), "--client-id", "demo-rp-si"])
+            .args(["--aud", "https://127.0.0.1:8443", "--claim", "version=mc_si_r2_v1.0"])
+            .args(["--claim", "scope=openid mc_authn", "--claim", "login_hint=MSISDN:34600000001"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let jwt = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let jwks: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_str(&std::fs::read_to_string(certs.join("demo-rp-jwt.jwks.json")).unwrap()).unwrap();
+    let jwk = jwks.find(jsonwebtoken::decode_header(&jwt).unwrap().kid.as_deref().unwrap()).expect("published kid");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    v.set_audience(&["https://127.0.0.1:8443"]);
+    let c = jsonwebtoken::decode::<serde_json::Value>(&jwt, &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(), &v)
+        .unwrap()
+        .claims;
+    assert_eq!((c["iss"].as_str(), c["version"].as_str()), (Some("demo-rp-si"), Some("mc_si_r2_v1.0")));
+    assert_eq!((c["scope"].as_str(), c["login_hint"].as_str()), (Some("openid mc_authn"), Some("MSISDN:34600000001")));
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 60);
+    assert_eq!(c["nbf"], c["iat"]);
+    assert!(c["jti"].as_str().is_some_and(|j| !j.is_empty()));
+    let bad = run(&["--claim", "no-equals-sign"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("NAME=VALUE"));
 }

@@ -422,9 +422,15 @@ pub struct ClientConfig {
     /// `id_token_signed_response_alg`: `RS256` (default; GSMA SDKs verify RSA only) or `ES256`.
     #[serde(default = "default_rs256")]
     pub id_token_signed_response_alg: String,
-    /// Mobile Connect legacy client: may use the redirect flow without PKCE (confidential only).
+    /// Mobile Connect legacy client: may use the redirect flow without PKCE (confidential only),
+    /// and its `/si-authorize` request objects may omit `exp`, `iat`, `nbf` and `jti`.
     #[serde(default)]
     pub mc_legacy: bool,
+    /// Mobile Connect server-initiated: the `notification_uri`s its `mc_si_async_code` requests
+    /// may name (exact match; https, plain http only for loopback hosts). The client's
+    /// `backchannel_client_notification_endpoint` is accepted too.
+    #[serde(default)]
+    pub notification_uris: Vec<String>,
     /// The client's public keys as JWKS JSON text (`private_key_jwt`, signed request objects).
     #[serde(default)]
     pub jwks: Option<String>,

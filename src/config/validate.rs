@@ -481,6 +481,19 @@ impl Validator {
             if let Some(u) = &c.jwks_uri {
                 self.url(&format!("{p}.jwks_uri"), u);
             }
+            for (j, u) in c.notification_uris.iter().enumerate() {
+                if let Some(url) = self.url(&format!("{p}.notification_uris[{j}]"), u) {
+                    if url.fragment().is_some() {
+                        self.err(format!("{p}.notification_uris[{j}]"), "must not have a fragment");
+                    }
+                }
+            }
+            if !c.notification_uris.is_empty() && given == 0 {
+                self.err(
+                    format!("{p}.notification_uris"),
+                    "server-initiated requests are signed: register the client's keys (jwks, jwks_file or jwks_uri)",
+                );
+            }
         }
     }
 
@@ -596,5 +609,27 @@ mod delivery_tests {
         );
         let ok = problems(|t| t.replace("https://rp.example.org/ciba/notify", "http://127.0.0.1:9999/notify"));
         assert_eq!(ok, "", "plain http is fine on loopback");
+    }
+
+    #[test]
+    fn si_notification_uris_are_urls_of_clients_with_keys() {
+        let registered = "notification_uris = [\"https://rp.example.org/mc/si/notify\"]";
+        let ok = problems(|t| t.replace(registered, "notification_uris = [\"http://127.0.0.1:9999/si\"]"));
+        assert_eq!(ok, "", "plain http is fine on loopback");
+        let err = problems(|t| {
+            t.replace(registered, "notification_uris = [\"http://rp.example.org/si\", \"https://rp.example.org/si#x\"]")
+                .replacen(
+                    "sector_identifier = \"rp.example.org\"\nmin_acr",
+                    "notification_uris = [\"https://rp.example.org/si\"]\nsector_identifier = \"rp.example.org\"\nmin_acr",
+                    1,
+                )
+        });
+        for expected in [
+            "clients[5].notification_uris[0]: must be https (plain http only for loopback hosts)",
+            "clients[5].notification_uris[1]: must not have a fragment",
+            "clients[0].notification_uris: server-initiated requests are signed: register the client's keys",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
     }
 }

@@ -202,8 +202,9 @@ async fn step(gw: &Gateway, id: &str) -> Option<u64> {
         return Some(wait.unwrap_or(now));
     }
     let client = gw.clients.get(&tx.client_id)?;
-    let (mode, Some(endpoint), Some(token)) =
-        (client.delivery, client.notification_endpoint.as_deref(), tx.client_notification_token.as_ref())
+    // The request's own delivery (MC-SI async) wins over the client's registered mode.
+    let target = super::delivery::target(tx, client.delivery, client.notification_endpoint.as_deref());
+    let (mode, Some(endpoint), Some(token)) = (target.mode, target.endpoint, tx.client_notification_token.as_ref())
     else {
         return None;
     };

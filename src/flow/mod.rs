@@ -13,6 +13,7 @@
 //! compare-and-set in the [`crate::store::Store`], so duplicate polls or two instances can never
 //! approve or consume twice.
 
+pub mod delivery;
 pub mod driver;
 pub mod notify;
 pub mod poll;
@@ -212,6 +213,14 @@ pub struct Transaction {
     /// (`<id>.<secret>`), when the operator pings or pushes us.
     #[serde(default)]
     pub operator_notify_sha256: Option<String>,
+    /// Delivery chosen by the request (Mobile Connect server-initiated), in preference to the
+    /// client's registered mode; `None`: the client's mode.
+    #[serde(default)]
+    pub delivery: Option<delivery::RequestDelivery>,
+    /// The RP's `nonce` for the ID token (Mobile Connect server-initiated; the redirect flow
+    /// keeps its own in [`redirect::RedirectFlow`]).
+    #[serde(default)]
+    pub nonce: Option<String>,
 }
 
 /// A bearer token the RP gave us for its notification endpoint: sent only there, never logged.

@@ -15,6 +15,7 @@ use super::login_hint;
 use super::request_object::{verify_request_object, Expected};
 use super::RequestLog;
 use crate::app::Gateway;
+use crate::flow::delivery::RequestDelivery;
 use crate::flow::{Channel, DeliveryMode, FailReason, NotificationToken, OperatorRef, Transaction, TxState};
 use crate::operators::{PushError, PushRequest};
 use bytes::Bytes;
@@ -39,15 +40,66 @@ pub async fn handle(
             &from_object
         }
     };
+    let req = StartRequest { client, params: form, delivery: None, nonce: None };
+    Ok(start_once(gw, headers, &req, log).await?.response(true))
+}
+
+/// What starts a transaction: the client and the request's parameters (a form or a signed
+/// request object at `/bc-authorize`, a request object at `/si-authorize`).
+pub(crate) struct StartRequest<'a> {
+    /// The client (authenticated, or proven by its signed request object).
+    pub client: &'a RegisteredClient,
+    /// `scope`, `login_hint` (or the unsupported hints), `acr_values`, `binding_message`,
+    /// `requested_expiry`, `client_notification_token`; other names are ignored here but are
+    /// part of the `Idempotency-Key` fingerprint.
+    pub params: &'a Params<'a>,
+    /// Delivery chosen by the request (MC-SI); `None`: the client's registered mode.
+    pub delivery: Option<RequestDelivery>,
+    /// The RP's nonce for the ID token (MC-SI).
+    pub nonce: Option<&'a str>,
+}
+
+/// The acknowledgement of a started (or replayed) transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Ack {
+    /// Our auth_req_id.
+    pub auth_req_id: String,
+    /// Seconds left to answer.
+    pub expires_in: u64,
+    /// RP poll interval, seconds.
+    pub interval: u64,
+}
+
+impl Ack {
+    /// `200 {auth_req_id, expires_in}` (+ `interval` when the RP polls).
+    pub fn response(&self, with_interval: bool) -> Response<Full<Bytes>> {
+        let mut body = serde_json::json!({"auth_req_id": self.auth_req_id, "expires_in": self.expires_in});
+        if with_interval {
+            body["interval"] = self.interval.into();
+        }
+        json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default())
+    }
+}
+
+/// Starts the transaction of `req` once per `Idempotency-Key` (if the request has one): a retry
+/// gets the first attempt's acknowledgement, a key reused for other parameters 422.
+pub(crate) async fn start_once(
+    gw: &Gateway,
+    headers: &HeaderMap,
+    req: &StartRequest<'_>,
+    log: &mut RequestLog,
+) -> Result<Ack, RpError> {
+    let client = req.client;
     let Some(key) = idempotency::key(headers)? else {
-        return start(gw, client, form, log, crate::clock::random_token(32)).await;
+        return start(gw, req, log, crate::clock::random_token(32)).await;
     };
     // The key lives as long as any transaction it can name.
     let until = gw.clock.now_ms() + (gw.ciba.max_expiry_s + gw.ciba.terminal_retention_s) * 1000;
-    match idempotency::claim(&*gw.store, &client.client_id, key, &idempotency::fingerprint(form), until).await? {
+    let fingerprint = idempotency::fingerprint(req.params);
+    match idempotency::claim(&*gw.store, &client.client_id, key, &fingerprint, until).await? {
         Claim::Replay { tx_id } => replay(gw, &client.client_id, &tx_id).await,
         Claim::Fresh { store_key, tx_id } => {
-            let result = start(gw, client, form, log, tx_id).await;
+            let result = start(gw, req, log, tx_id).await;
             if result.is_err() {
                 idempotency::release(&*gw.store, &store_key).await;
             }
@@ -57,7 +109,7 @@ pub async fn handle(
 }
 
 /// The acknowledgement of a retried request: the transaction the first attempt started.
-async fn replay(gw: &Gateway, client_id: &str, tx_id: &str) -> Result<Response<Full<Bytes>>, RpError> {
+async fn replay(gw: &Gateway, client_id: &str, tx_id: &str) -> Result<Ack, RpError> {
     let stored = gw
         .store
         .get(tx_id)
@@ -68,22 +120,12 @@ async fn replay(gw: &Gateway, client_id: &str, tx_id: &str) -> Result<Response<F
         return Err(RpError::IdempotencyInFlight);
     };
     let expires_in = tx.expires_at_ms.saturating_sub(gw.clock.now_ms()) / 1000;
-    Ok(ack(&tx.id, expires_in, tx.interval_s))
-}
-
-fn ack(auth_req_id: &str, expires_in: u64, interval: u64) -> Response<Full<Bytes>> {
-    let body = serde_json::json!({"auth_req_id": auth_req_id, "expires_in": expires_in, "interval": interval});
-    json_response(StatusCode::OK, serde_json::to_vec(&body).unwrap_or_default())
+    Ok(Ack { auth_req_id: tx.id, expires_in, interval: tx.interval_s })
 }
 
 /// Validates the request, starts the push and stores the transaction under `tx_id`.
-async fn start(
-    gw: &Gateway,
-    client: &RegisteredClient,
-    form: &Params<'_>,
-    log: &mut RequestLog,
-    tx_id: String,
-) -> Result<Response<Full<Bytes>>, RpError> {
+async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id: String) -> Result<Ack, RpError> {
+    let (client, form) = (req.client, req.params);
     // Scope: openid plus only what the client is registered for.
     let scope =
         form.require("scope").map_err(|_| RpError::InvalidScope("scope is required and must include openid".into()))?;
@@ -111,7 +153,8 @@ async fn start(
         login_hint::check_binding_message(b, gw.ciba.binding_message_max_chars)?;
     }
     let expires_in = requested_expiry(form.get("requested_expiry"), gw.ciba.default_expiry_s, gw.ciba.max_expiry_s)?;
-    let notification_token = match client.delivery {
+    let mode = req.delivery.as_ref().map_or(client.delivery, |d| d.mode);
+    let notification_token = match mode {
         DeliveryMode::Poll => None,
         DeliveryMode::Ping | DeliveryMode::Push => Some(notification_token(form.get("client_notification_token"))?),
     };
@@ -174,6 +217,8 @@ async fn start(
         push_deadline_ms: now + operator.push_timeout_s().min(expires_in) * 1000,
         client_notification_token: notification_token.map(NotificationToken::new),
         operator_notify_sha256: operator_notify.map(|(_, hash)| hash),
+        delivery: req.delivery.clone(),
+        nonce: req.nonce.map(str::to_owned),
         ..Default::default()
     };
     match push {
@@ -227,11 +272,11 @@ async fn start(
     }
     gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
 
-    Ok(ack(&auth_req_id, expires_in, gw.ciba.interval_s))
+    Ok(Ack { auth_req_id, expires_in, interval: gw.ciba.interval_s })
 }
 
 /// `client_notification_token`: required, 1-1024 visible ASCII characters (CIBA §7.1).
-fn notification_token(v: Option<&str>) -> Result<&str, RpError> {
+pub(crate) fn notification_token(v: Option<&str>) -> Result<&str, RpError> {
     match v {
         None | Some("") => {
             Err(RpError::invalid_request("client_notification_token is required for ping and push clients"))

@@ -75,6 +75,8 @@ pub struct RegisteredClient {
     pub delivery: crate::flow::DeliveryMode,
     /// Where ping/push notifications go (ping/push clients).
     pub notification_endpoint: Option<String>,
+    /// `notification_uri`s its MC server-initiated async requests may name.
+    pub notification_uris: Vec<String>,
     /// Public keys (`private_key_jwt`, request objects), set by `app::build`.
     pub keys: Option<Arc<ClientKeys>>,
 }
@@ -106,6 +108,7 @@ impl RegisteredClient {
             mc_legacy: c.mc_legacy,
             delivery: crate::flow::DeliveryMode::from_config(&c.backchannel_token_delivery_mode),
             notification_endpoint: c.backchannel_client_notification_endpoint.clone(),
+            notification_uris: c.notification_uris.clone(),
             keys: None,
         }
     }
@@ -284,6 +287,7 @@ mod tests {
             jwks: None,
             jwks_file: None,
             jwks_uri: None,
+            notification_uris: vec![],
         };
         ClientRegistry::new([RegisteredClient::from_config(&cfg, |_| None)])
     }

@@ -102,6 +102,9 @@ pub enum RpError {
     /// `/authorize`: a `response_type` other than `code`.
     #[error("unsupported_response_type")]
     UnsupportedResponseType,
+    /// `/si-authorize`: a `response_type` other than `mc_si_async_code` or `mc_si_polling`.
+    #[error("unsupported_response_type (si)")]
+    UnsupportedSiResponseType,
     /// Bearer token invalid or expired (`/userinfo`, operator callbacks).
     #[error("invalid_token: {0}")]
     InvalidToken(&'static str),
@@ -142,7 +145,7 @@ impl RpError {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Internal(_) => "server_error",
             Self::BrowserError(_) | Self::MissingToken => "invalid_request",
-            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::UnsupportedResponseType | Self::UnsupportedSiResponseType => "unsupported_response_type",
             Self::InvalidToken(_) => "invalid_token",
         }
     }
@@ -183,6 +186,7 @@ impl RpError {
             Self::InvalidToken(m) => Cow::Borrowed(m),
             Self::MissingToken => "a Bearer access token is required".into(),
             Self::UnsupportedResponseType => "response_type must be code".into(),
+            Self::UnsupportedSiResponseType => "response_type must be mc_si_async_code or mc_si_polling".into(),
             Self::InvalidClient { .. } => "client authentication failed".into(),
             Self::InvalidGrant(m) | Self::UnauthorizedClient(m) => Cow::Borrowed(m),
             Self::Shed(_) => "too many open requests; try again later".into(),

@@ -47,6 +47,67 @@ pub fn require_form(headers: &HeaderMap) -> Result<(), RpError> {
     }
 }
 
+/// Whether the body is `application/json` (accepted besides forms where an endpoint says so).
+pub fn is_json(headers: &HeaderMap) -> bool {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/json")
+}
+
+/// Parses a JSON body that is one object of string values (`/si-authorize`) into [`Params`]. Any
+/// other shape, a non-string value, a repeated name or more than [`MAX_FIELDS`] members is
+/// `invalid_request`; nested values are refused without being parsed.
+pub fn parse_json(raw: &[u8]) -> Result<Params<'static>, RpError> {
+    let mut problem = None;
+    let mut de = serde_json::Deserializer::from_slice(raw);
+    let parsed = serde::Deserializer::deserialize_map(&mut de, JsonPairs { problem: &mut problem })
+        .and_then(|pairs| de.end().map(|()| pairs));
+    match parsed {
+        Ok(pairs) => Ok(Params::from_owned(pairs)),
+        Err(_) => Err(RpError::InvalidRequest(
+            problem.unwrap_or_else(|| "the JSON body must be one object whose values are strings".into()).into(),
+        )),
+    }
+}
+
+/// Collects a JSON object's members; the reason of a refusal goes to `problem` (serde's own
+/// messages may quote the value, which could be a secret or an MSISDN).
+struct JsonPairs<'p> {
+    problem: &'p mut Option<String>,
+}
+
+impl<'de> serde::de::Visitor<'de> for JsonPairs<'_> {
+    type Value = Vec<(String, String)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object of string values")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error;
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(8);
+        while let Some(name) = map.next_key::<String>()? {
+            let why = if pairs.len() == MAX_FIELDS {
+                Some("too many parameters".to_owned())
+            } else if pairs.iter().any(|(n, _)| *n == name) {
+                Some(format!("parameter {} is repeated", printable(&name)))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                *self.problem = Some(why);
+                return Err(A::Error::custom("refused"));
+            }
+            // A non-string is refused at its first byte: nothing nested is parsed.
+            let Ok(value) = map.next_value::<String>() else {
+                *self.problem = Some(format!("parameter {} must be a JSON string", printable(&name)));
+                return Err(A::Error::custom("refused"));
+            };
+            pairs.push((name, value));
+        }
+        Ok(pairs)
+    }
+}
+
 /// Decoded parameters, in order, borrowing from the body where no decoding was needed.
 #[derive(Debug, Default)]
 pub struct Params<'a> {
@@ -169,6 +230,25 @@ mod tests {
         assert_eq!(p.get("e"), None);
         assert!(Params::parse(b"a=%FF").is_err(), "not UTF-8");
         assert!(Params::parse(b"a=1&&b=2").is_ok());
+    }
+
+    #[test]
+    fn json_bodies_are_flat_objects_of_strings() {
+        let p = parse_json(br#"{"client_id":"rp","scope":"openid mc_authn","e":""}"#).unwrap();
+        assert_eq!((p.get("client_id"), p.get("scope"), p.get("e")), (Some("rp"), Some("openid mc_authn"), None));
+        let why = |raw: &[u8]| match parse_json(raw) {
+            Err(RpError::InvalidRequest(m)) => m.into_owned(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(why(br#"{"a":"1","a":"2"}"#), "parameter a is repeated");
+        assert_eq!(why(br#"{"msisdn":34600000001}"#), "parameter msisdn must be a JSON string");
+        assert!(!why(br#"{"x":34600000001}"#).contains("346"), "values are never echoed");
+        assert_eq!(why(br#"{"deep":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["#), "parameter deep must be a JSON string");
+        for bad in [&b"[]"[..], b"\"s\"", b"34600000001", b"{", b"{} {}", b"not json"] {
+            assert!(!why(bad).contains("346"), "{bad:?}");
+        }
+        let many: String = (0..101).map(|i| format!("\"f{i}\":\"1\"")).collect::<Vec<_>>().join(",");
+        assert_eq!(why(format!("{{{many}}}").as_bytes()), "too many parameters");
     }
 
     #[test]

@@ -18,10 +18,11 @@ pub fn render(issuer: &str, id_token_algs: &[&str]) -> Bytes {
         "code_challenge_methods_supported": ["S256"],
         "authorization_response_iss_parameter_supported": true,
         "backchannel_authentication_endpoint": format!("{issuer}/bc-authorize"),
+        "si_authorization_endpoint": format!("{issuer}/si-authorize"),
         "backchannel_token_delivery_modes_supported": ["poll", "ping", "push"],
         "backchannel_user_code_parameter_supported": false,
         "grant_types_supported": ["authorization_code", "urn:openid:params:grant-type:ciba"],
-        "response_types_supported": ["code"],
+        "response_types_supported": ["code", "mc_si_async_code", "mc_si_polling"],
         "id_token_signing_alg_values_supported": id_token_algs,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
         "token_endpoint_auth_signing_alg_values_supported": client_algs,
@@ -36,7 +37,7 @@ pub fn render(issuer: &str, id_token_algs: &[&str]) -> Bytes {
             "urn:openid:params:jwt:claim:auth_req_id"
         ],
         "login_hint_methods_supported": ["MSISDN", "ENCR_MSISDN", "PCR"],
-        "mc_version": ["mc_v1.1", "mc_v1.2", "mc_v2.0", "mc_di_r2_v2.3", "mc_di_v3.0"],
+        "mc_version": ["mc_v1.1", "mc_v1.2", "mc_v2.0", "mc_di_r2_v2.3", "mc_di_v3.0", "mc_si_r2_v1.0"],
         "mc_discovery_endpoint": format!("{issuer}/v2/discovery"),
     });
     Bytes::from(serde_json::to_vec(&doc).unwrap_or_default())

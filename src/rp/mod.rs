@@ -20,6 +20,7 @@ pub mod metadata;
 pub mod op_notify;
 pub mod redirect_back;
 pub mod request_object;
+pub mod si_authorize;
 pub mod token;
 pub mod token_code;
 pub mod userinfo;
@@ -154,6 +155,7 @@ enum Route {
     Jwks,
     OpenApi,
     BcAuthorize,
+    SiAuthorize,
     Cancel,
     Token,
     Discovery,
@@ -169,11 +171,12 @@ pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
 impl Route {
     /// Every route (the OpenAPI test checks the document against this list).
-    const ALL: [Route; 12] = [
+    const ALL: [Route; 13] = [
         Self::Metadata,
         Self::Jwks,
         Self::OpenApi,
         Self::BcAuthorize,
+        Self::SiAuthorize,
         Self::Cancel,
         Self::Token,
         Self::Discovery,
@@ -191,6 +194,7 @@ impl Route {
             Self::Jwks => "/jwks",
             Self::OpenApi => "/openapi.json",
             Self::BcAuthorize => "/bc-authorize",
+            Self::SiAuthorize => "/si-authorize",
             Self::Cancel => "/cancel",
             Self::Token => "/token",
             Self::Discovery => "/v2/discovery",
@@ -208,6 +212,7 @@ impl Route {
             "/jwks" => Self::Jwks,
             "/openapi.json" => Self::OpenApi,
             "/bc-authorize" => Self::BcAuthorize,
+            "/si-authorize" => Self::SiAuthorize,
             "/cancel" => Self::Cancel,
             "/token" => Self::Token,
             "/v2/discovery" => Self::Discovery,
@@ -225,6 +230,7 @@ impl Route {
             Self::Metadata | Self::OpenApi => Endpoint::Metadata,
             Self::Jwks => Endpoint::Jwks,
             Self::BcAuthorize => Endpoint::BcAuthorize,
+            Self::SiAuthorize => Endpoint::SiAuthorize,
             Self::Cancel => Endpoint::Cancel,
             Self::Token => Endpoint::Token,
             Self::Discovery | Self::OperatorSelection => Endpoint::Discovery,
@@ -239,7 +245,7 @@ impl Route {
     fn allow(self) -> &'static str {
         match self {
             Self::BcAuthorize | Self::Cancel | Self::Token | Self::OperatorNotify => "POST",
-            Self::Discovery | Self::Authorize | Self::Userinfo => "GET, POST",
+            Self::Discovery | Self::Authorize | Self::Userinfo | Self::SiAuthorize => "GET, POST",
             Self::Metadata | Self::Jwks | Self::OpenApi | Self::OperatorSelection | Self::Callback => "GET",
         }
     }
@@ -280,6 +286,19 @@ async fn dispatch(
         (Route::Authorize, &Method::GET) => authorize::get(gw, query(&req), log).await,
         (Route::Callback, &Method::GET) => callback::handle(gw, query(&req), log).await,
         (Route::Userinfo, &Method::GET | &Method::POST) => userinfo::handle(gw, req.headers(), log),
+        (Route::SiAuthorize, &Method::GET) => {
+            si_authorize::handle(gw, req.headers(), &Params::parse(query(&req))?, log).await
+        }
+        (Route::SiAuthorize, &Method::POST) => {
+            // A form, or (Mobile Connect SI only) a JSON object of strings.
+            let json = form::is_json(req.headers());
+            if !json {
+                form::require_form(req.headers())?;
+            }
+            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let params = if json { form::parse_json(&body)? } else { Params::parse(&body)? };
+            si_authorize::handle(gw, &parts.headers, &params, log).await
+        }
         (Route::BcAuthorize | Route::Cancel | Route::Token | Route::Discovery | Route::Authorize, &Method::POST) => {
             form::require_form(req.headers())?;
             let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;

@@ -61,8 +61,10 @@ pub async fn handle(
         match progress::apply_answer(gw, current.version, tx, &answer).await.map_err(unavailable)? {
             Step::Unchanged => return Ok(no_content()),
             Step::Applied { tx: moved, .. } => {
-                let client = gw.clients.get(&moved.client_id).map(|c| c.delivery).unwrap_or_default();
-                if !moved.state.is_pending() && client != DeliveryMode::Poll {
+                let mode = gw.clients.get(&moved.client_id).map_or(DeliveryMode::Poll, |c| {
+                    crate::flow::delivery::target(&moved, c.delivery, c.notification_endpoint.as_deref()).mode
+                });
+                if !moved.state.is_pending() && mode != DeliveryMode::Poll {
                     gw.driver.kick(&moved.id, gw.clock.now_ms());
                 }
                 return Ok(no_content());

@@ -36,7 +36,7 @@ pub async fn handle(
         _ => return Err(RpError::UnsupportedGrantType),
     }
     let id = form.require("auth_req_id")?;
-    if client.delivery == DeliveryMode::Push {
+    if client.delivery == DeliveryMode::Push && !may_poll_despite_push(gw, id, &client.client_id).await? {
         // CIBA Core §11: a push client receives its tokens at its notification endpoint only.
         return Err(RpError::UnauthorizedClient("the client is registered for push delivery; it may not poll"));
     }
@@ -47,6 +47,12 @@ pub async fn handle(
         };
         if tx.client_id != client.client_id {
             return Err(RpError::InvalidGrant("unknown or expired auth_req_id"));
+        }
+        if tx.delivery.as_ref().is_some_and(|d| d.mode == DeliveryMode::Push) {
+            // MC-SI mc_si_async_code: the result goes to the request's notification_uri only.
+            return Err(RpError::UnauthorizedClient(
+                "this request asked for mc_si_async_code: its result is delivered to its notification_uri",
+            ));
         }
         log.operator = Some(tx.operator.clone());
         let now = gw.clock.now_ms();
@@ -88,6 +94,15 @@ pub async fn handle(
         }
     }
     Err(RpError::SlowDown)
+}
+
+/// Whether transaction `id` of a push-registered client chose polling itself (MC-SI
+/// `mc_si_polling`); anything else keeps the push client's refusal.
+async fn may_poll_despite_push(gw: &Gateway, id: &str, client_id: &str) -> Result<bool, RpError> {
+    let tx = gw.store.get(id).await.map_err(unavailable)?;
+    Ok(tx.is_some_and(|v| {
+        v.value.client_id == client_id && v.value.delivery.as_ref().is_some_and(|d| d.mode == DeliveryMode::Poll)
+    }))
 }
 
 async fn collect_after_approval(

@@ -19,6 +19,8 @@ pub enum Endpoint {
     Discovery,
     /// `/bc-authorize`
     BcAuthorize,
+    /// `/si-authorize`
+    SiAuthorize,
     /// `/token`
     Token,
     /// `/cancel`
@@ -37,11 +39,12 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 11] = [
+    pub const ALL: [Endpoint; 12] = [
         Self::Metadata,
         Self::Jwks,
         Self::Discovery,
         Self::BcAuthorize,
+        Self::SiAuthorize,
         Self::Token,
         Self::Cancel,
         Self::Authorize,
@@ -57,6 +60,7 @@ impl Endpoint {
             Self::Jwks => "jwks",
             Self::Discovery => "discovery",
             Self::BcAuthorize => "bc_authorize",
+            Self::SiAuthorize => "si_authorize",
             Self::Token => "token",
             Self::Cancel => "cancel",
             Self::Authorize => "authorize",
@@ -73,6 +77,7 @@ pub const OUTCOMES: &[&str] = &[
     "ok",
     "invalid_request",
     "invalid_client",
+    "invalid_request_object",
     "invalid_scope",
     "invalid_grant",
     "unsupported_grant_type",
