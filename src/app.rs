@@ -197,12 +197,12 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
                 (None, None) => return Err(BuildError::MissingSecret(op.id.clone())),
             },
         };
+        let (clock, dir) = (opts.clock.clone(), &loaded.base_dir);
         if op.mode == "mc_si" {
-            let (clock, issuer) = (opts.clock.clone(), cfg.server.issuer.as_str());
-            let si = MobileConnectSi::new(op, &secret, &loaded.base_dir, clock, &metrics, keys.clone(), issuer)?;
+            let si = MobileConnectSi::new(op, &secret, dir, clock, &metrics, keys.clone(), &cfg.server.issuer)?;
             operators.push(Arc::new(si));
         } else {
-            operators.push(Arc::new(MobileConnectCiba::new(op, &secret, &loaded.base_dir, opts.clock.clone(), &metrics)?));
+            operators.push(Arc::new(MobileConnectCiba::new(op, &secret, dir, clock, &metrics)?));
         }
         operator_info.push(OperatorInfo {
             id: op.id.clone(),

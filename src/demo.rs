@@ -313,6 +313,14 @@ pub fn instructions(demo: &Demo, ca: &Path, jwt_key: &Path) -> String {
     }
     let _ =
         writeln!(s, "  ported numbers (embedded ported-numbers.csv): 34609000101 → orange, 34615000201 → vodafone\n");
+    if let Some(si) = test_msisdn(gw, "mc_si_demo", 1) {
+        let _ = writeln!(
+            s,
+            "  mc_si_demo numbers ({}…) go over Mobile Connect server-initiated: the same /bc-authorize and /token\n  \
+             below; the gateway signs an RS256 request to the operator, which pushes to /op/mc_si_demo/notify.\n",
+            &si.digits()[..5]
+        );
+    }
     let first = test_msisdn(gw, "movistar", 1).map(|m| m.digits()).unwrap_or_else(|| "34609000011".into());
     let auth = format!("-u {}:{}", demo.client_id, demo.client_secret.expose());
     let _ = writeln!(s, "  Try it (copy-paste):\n");

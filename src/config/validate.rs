@@ -632,7 +632,11 @@ mod si_tests {
         let (head, tail) = EMBEDDED_ROUTING_TOML.split_at(orange);
         let bad = format!(
             "{head}{}",
-            tail.replacen("mode = \"ciba\"", "mode = \"mc_si\"\nsi_request_lifetime_s = 0\nsi_authorization_endpoint = \"nope\"", 1)
+            tail.replacen(
+                "mode = \"ciba\"",
+                "mode = \"mc_si\"\nsi_request_lifetime_s = 0\nsi_authorization_endpoint = \"nope\"",
+                1
+            )
         );
         let err = problems(&bad);
         for expected in [

@@ -112,9 +112,10 @@ impl MobileConnectSi {
         if let Some(b) = req.binding_message {
             claims["binding_message"] = b.into();
         }
-        let key = self.keys.signer(jsonwebtoken::Algorithm::RS256).ok_or_else(|| {
-            PushError::Rejected("no RS256 signing key for the MC-SI request object".into())
-        })?;
+        let key = self
+            .keys
+            .signer(jsonwebtoken::Algorithm::RS256)
+            .ok_or_else(|| PushError::Rejected("no RS256 signing key for the MC-SI request object".into()))?;
         key.sign(&claims).map_err(|e| PushError::Rejected(format!("signing the request object: {e}")))
     }
 
@@ -170,9 +171,10 @@ impl OperatorBackend for MobileConnectSi {
         let token = req.client_notification_token.ok_or_else(|| {
             PushError::Rejected("an mc_si operator needs a notification token for the transaction".into())
         })?;
-        let secret = token.split_once('.').map(|(_, s)| s).filter(|s| !s.is_empty()).ok_or_else(|| {
-            PushError::Rejected("the transaction's notification token is not <id>.<secret>".into())
-        })?;
+        let secret =
+            token.split_once('.').map(|(_, s)| s).filter(|s| !s.is_empty()).ok_or_else(|| {
+                PushError::Rejected("the transaction's notification token is not <id>.<secret>".into())
+            })?;
         let nonce = si_nonce(&crate::config::secret::secret_sha256_hex(secret));
         let endpoints = self.base.metadata.endpoints().await.map_err(|e| {
             self.base.metrics.error("connect");

@@ -95,7 +95,11 @@ impl SimOperator {
         );
         let endpoint = self.notification_endpoint.lock().clone().unwrap_or_else(|| text("notification_uri"));
         let token = text("client_notification_token");
-        self.si_requests.lock().push(SiRequest { request: jws, claims: Value::Object(claims), auth_req_id: id.clone() });
+        self.si_requests.lock().push(SiRequest {
+            request: jws,
+            claims: Value::Object(claims),
+            auth_req_id: id.clone(),
+        });
         tokio::spawn(self.clone().si_call_back(id.clone(), endpoint, token));
         json_ok(json!({"auth_req_id": id, "expires_in": EXPIRES_IN_S}))
     }
@@ -140,8 +144,11 @@ impl SimOperator {
             return Err(bad("invalid_request", "version must be mc_si_r2_v1.0"));
         }
         for required in ["nonce", "login_hint", "client_notification_token", "notification_uri", "jti"] {
-            if !claims.get(required).and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
-                return Err(bad("invalid_request", "nonce, login_hint, client_notification_token, notification_uri and jti are required"));
+            if claims.get(required).and_then(Value::as_str).is_none_or(str::is_empty) {
+                return Err(bad(
+                    "invalid_request",
+                    "nonce, login_hint, client_notification_token, notification_uri and jti are required",
+                ));
             }
         }
         if !claims.get("iat").is_some_and(Value::is_u64) {
@@ -154,11 +161,8 @@ impl SimOperator {
     async fn gateway_keys(&self) -> Result<JwkSet, String> {
         let url = self.gateway_jwks_uri.lock().clone().ok_or("the gateway's JWKS URL is not configured")?;
         let client = self.callbacks.as_ref().ok_or("no HTTP client")?;
-        let req = Request::builder()
-            .method(Method::GET)
-            .uri(url)
-            .body(Full::new(Bytes::new()))
-            .map_err(|e| e.to_string())?;
+        let req =
+            Request::builder().method(Method::GET).uri(url).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
         let resp = crate::operators::http::call(&client.get(), req, Duration::from_secs(5))
             .await
             .map_err(|e| e.to_string())?;
