@@ -6,7 +6,7 @@ use crate::clock::SharedClock;
 use crate::config::{CibaConfig, ClientJwtConfig, LoadedConfig, RedirectConfig, Secret};
 use crate::discovery::{Directory, OperatorIndex, PortedTable, PrefixTable};
 use crate::msisdn::ParseRules;
-use crate::operators::{MobileConnectCiba, OperatorBackend};
+use crate::operators::{MobileConnectCiba, MobileConnectSi, OperatorBackend};
 use crate::rp::client_auth::ClientRegistry;
 use crate::store::{MemoryStore, Store};
 use crate::telemetry::Metrics;
@@ -178,6 +178,12 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     };
     let directory = Directory::new(prefixes, ported);
 
+    // Before the operators: an `mc_si` adapter signs its request objects with our RS256 key.
+    let keys = Arc::new(match opts.keys {
+        Some(k) => k,
+        None if cfg.keys.signing_keys.is_empty() => KeySet::generate()?,
+        None => KeySet::load(&cfg.keys.signing_keys.iter().map(|p| loaded.resolve(p)).collect::<Vec<_>>())?,
+    });
     let mut operators: Vec<Arc<dyn OperatorBackend>> = Vec::with_capacity(cfg.operators.len());
     let mut operator_info = Vec::with_capacity(cfg.operators.len());
     for op in &cfg.operators {
@@ -191,7 +197,13 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
                 (None, None) => return Err(BuildError::MissingSecret(op.id.clone())),
             },
         };
-        operators.push(Arc::new(MobileConnectCiba::new(op, &secret, &loaded.base_dir, opts.clock.clone(), &metrics)?));
+        let (clock, dir) = (opts.clock.clone(), &loaded.base_dir);
+        if op.mode == "mc_si" {
+            let si = MobileConnectSi::new(op, &secret, dir, clock, &metrics, keys.clone(), &cfg.server.issuer)?;
+            operators.push(Arc::new(si));
+        } else {
+            operators.push(Arc::new(MobileConnectCiba::new(op, &secret, dir, clock, &metrics)?));
+        }
         operator_info.push(OperatorInfo {
             id: op.id.clone(),
             name: op.display_name.clone().unwrap_or_else(|| op.id.clone()),
@@ -200,11 +212,6 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         });
     }
 
-    let keys = match opts.keys {
-        Some(k) => k,
-        None if cfg.keys.signing_keys.is_empty() => KeySet::generate()?,
-        None => KeySet::load(&cfg.keys.signing_keys.iter().map(|p| loaded.resolve(p)).collect::<Vec<_>>())?,
-    };
     let (clients, id_token_algs) = crate::rp::client_auth::build_registry(loaded, &keys, opts.clock.clone(), index_of)?;
     let pairwise_secret = crate::tokens::load_or_generate_secret(
         cfg.keys.pairwise_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
@@ -218,7 +225,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     Ok(Gateway {
         tokens: TokenIssuer {
             issuer: issuer.as_str().into(),
-            keys: Arc::new(keys),
+            keys,
             id_token_ttl_s: cfg.tokens.id_token_ttl_s,
             access_token_ttl_s: cfg.tokens.access_token_ttl_s,
             id_token_algs: Arc::new(id_token_algs),

@@ -1,5 +1,5 @@
-//! `mcgate demo`: the gateway on its embedded defaults. Starts three simulated operators
-//! (movistar, vodafone, orange) on ephemeral loopback ports, patches the embedded `routing.toml`
+//! `mcgate demo`: the gateway on its embedded defaults. Starts four simulated operators
+//! (movistar, vodafone, orange, mc_si_demo) on ephemeral loopback ports, patches the embedded `routing.toml`
 //! to point at them, generates TLS, signing keys (two RSA, so rotation shows in `/jwks`, and one
 //! P-256), secrets, a fresh demo client secret and the `private_key_jwt` demo client's key pair
 //! in memory, and serves. Tests start the very same thing through [`start`].
@@ -76,7 +76,7 @@ pub enum DemoError {
 pub struct Demo {
     /// The gateway.
     pub gateway: Arc<Gateway>,
-    /// The simulators (movistar, vodafone, orange).
+    /// The simulators (movistar, vodafone, orange, mc_si_demo), in routing.toml order.
     pub sims: Vec<Arc<SimOperator>>,
     /// `https://…` public URL (= issuer).
     pub public_url: String,
@@ -146,6 +146,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         op.backchannel_authentication_endpoint = None;
         op.token_endpoint = None;
         op.jwks_uri = None;
+        op.si_authorization_endpoint = None;
         op.client_secret = Some(secret.clone());
         op.client_secret_env = None;
         operator_secrets.insert(op.id.clone(), secret);
@@ -170,6 +171,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     if let Some(plain) = plain_addr {
         for sim in &sims {
             sim.set_notification_endpoint(format!("http://{plain}/op/{}/notify", sim.operator_id()));
+            // MC server-initiated: the sims check our signed request objects against our JWKS.
+            sim.set_gateway_jwks_uri(format!("http://{plain}/jwks"));
         }
     }
     let rp_sink = RpSink::start(([127, 0, 0, 1], 0).into(), rx.clone()).await.map_err(io)?;
@@ -320,6 +323,14 @@ pub fn instructions(demo: &Demo, ca: &Path, jwt_key: &Path) -> String {
     }
     let _ =
         writeln!(s, "  ported numbers (embedded ported-numbers.csv): 34609000101 → orange, 34615000201 → vodafone\n");
+    if let Some(si) = test_msisdn(gw, "mc_si_demo", 1) {
+        let _ = writeln!(
+            s,
+            "  mc_si_demo numbers ({}…) go over Mobile Connect server-initiated: the same /bc-authorize and /token\n  \
+             below; the gateway signs an RS256 request to the operator, which pushes to /op/mc_si_demo/notify.\n",
+            &si.digits()[..5]
+        );
+    }
     let first = test_msisdn(gw, "movistar", 1).map(|m| m.digits()).unwrap_or_else(|| "34609000011".into());
     let auth = format!("-u {}:{}", demo.client_id, demo.client_secret.expose());
     let _ = writeln!(s, "  Try it (copy-paste):\n");

@@ -33,7 +33,7 @@ enum Command {
         #[arg(long, short, default_value = "routing.toml")]
         config: PathBuf,
     },
-    /// Run the gateway on its embedded defaults with three simulated operators.
+    /// Run the gateway on its embedded defaults with four simulated operators.
     Demo {
         /// Public TLS listener.
         #[arg(long, default_value = "127.0.0.1:8443")]
@@ -79,6 +79,12 @@ enum Command {
         /// The gateway's operator callback URL, e.g. http://127.0.0.1:8080/op/orange/notify.
         #[arg(long)]
         notification_endpoint: Option<String>,
+        /// Also serve Mobile Connect server-initiated (`mode = "mc_si"` in the gateway's
+        /// routing.toml): the gateway's JWKS URL, against which signed requests are checked,
+        /// e.g. http://127.0.0.1:8080/jwks. Results go to --notification-endpoint, else to the
+        /// request's notification_uri.
+        #[arg(long)]
+        gateway_jwks_uri: Option<String>,
     },
     /// Generate dev TLS certificate, signing key and secrets (never use them in production).
     Certs {
@@ -141,6 +147,7 @@ fn main() -> ExitCode {
             interval_s,
             notification,
             notification_endpoint,
+            gateway_jwks_uri,
         } => sim(
             operator,
             listen,
@@ -150,6 +157,7 @@ fn main() -> ExitCode {
             interval_s,
             notification,
             notification_endpoint,
+            gateway_jwks_uri,
         ),
         Command::Certs { dir, force } => mcgate::server::tls::write_dev_material(&dir, force)
             .map(|written| {
@@ -293,6 +301,7 @@ fn sim(
     interval_s: u64,
     notification: String,
     notification_endpoint: Option<String>,
+    gateway_jwks_uri: Option<String>,
 ) -> Result<(), String> {
     let notification = match notification.as_str() {
         "poll" => mcgate::sim::SimNotification::Poll,
@@ -319,6 +328,9 @@ fn sim(
         let sim = mcgate::sim::SimOperator::start(cfg, listen, rx).await.map_err(|e| e.to_string())?;
         if let Some(url) = notification_endpoint {
             sim.set_notification_endpoint(url);
+        }
+        if let Some(url) = gateway_jwks_uri {
+            sim.set_gateway_jwks_uri(url);
         }
         println!("mcgate sim ready: operator={operator} issuer={}", sim.issuer());
         mcgate::server::shutdown_signal().await;

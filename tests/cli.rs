@@ -94,6 +94,7 @@ fn shipped_routing_toml_validates_once_certs_and_secrets_exist() {
         .env("MCGATE_MOVISTAR_SECRET", "a")
         .env("MCGATE_VODAFONE_SECRET", "b")
         .env("MCGATE_ORANGE_SECRET", "c")
+        .env("MCGATE_MC_SI_DEMO_SECRET", "d")
         .output()
         .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));

@@ -324,7 +324,10 @@ pub struct OperatorConfig {
     /// E.164 prefixes (digits, no `+`) of the operator's mobile ranges.
     #[serde(default)]
     pub prefixes: Vec<String>,
-    /// Protocol spoken: `ciba` today.
+    /// Protocol spoken for decoupled authentication: `ciba` (CIBA `bc-authorize`, then poll,
+    /// ping or push) or `mc_si` (Mobile Connect server-initiated: a signed request to the
+    /// operator's `si_authorization_endpoint`; the result is always pushed to
+    /// `<issuer>/op/{id}/notify`).
     #[serde(default = "default_mode")]
     pub mode: String,
     /// Operator issuer: metadata is fetched from `<issuer>/.well-known/openid-configuration`.
@@ -332,6 +335,12 @@ pub struct OperatorConfig {
     /// Overrides the metadata's `backchannel_authentication_endpoint`.
     #[serde(default)]
     pub backchannel_authentication_endpoint: Option<String>,
+    /// Overrides the metadata's `si_authorization_endpoint` (`mode = "mc_si"`).
+    #[serde(default)]
+    pub si_authorization_endpoint: Option<String>,
+    /// Lifetime (`exp - iat`) of the request objects we sign for an `mc_si` operator, seconds.
+    #[serde(default = "default_si_request_lifetime")]
+    pub si_request_lifetime_s: u64,
     /// Overrides the metadata's `authorization_endpoint` (redirect flow).
     #[serde(default)]
     pub authorization_endpoint: Option<String>,
@@ -584,6 +593,10 @@ fn default_jwks_fetch_timeout() -> u64 {
 fn default_auth_method() -> String {
     "client_secret_basic".into()
 }
+fn default_si_request_lifetime() -> u64 {
+    60
+}
+
 fn default_delivery_mode() -> String {
     "poll".into()
 }

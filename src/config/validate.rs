@@ -228,9 +228,10 @@ impl Validator {
     }
 
     fn operator_protocol(&mut self, op: &OperatorConfig, p: &str, base: &Path, opts: ValidateOptions) {
-        if op.mode != "ciba" {
-            self.err(format!("{p}.mode"), format!("unknown mode {:?}; available: \"ciba\"", op.mode));
+        if !matches!(op.mode.as_str(), "ciba" | "mc_si") {
+            self.err(format!("{p}.mode"), format!("unknown mode {:?}; available: \"ciba\", \"mc_si\"", op.mode));
         }
+        self.operator_si(op, p);
         if !matches!(op.notification.as_str(), "poll" | "ping" | "push") {
             self.err(
                 format!("{p}.notification"),
@@ -243,6 +244,7 @@ impl Validator {
             ("token_endpoint", &op.token_endpoint),
             ("jwks_uri", &op.jwks_uri),
             ("authorization_endpoint", &op.authorization_endpoint),
+            ("si_authorization_endpoint", &op.si_authorization_endpoint),
         ] {
             if let Some(v) = v {
                 self.url(&format!("{p}.{k}"), v);
@@ -282,6 +284,19 @@ impl Validator {
             if v == 0 {
                 self.err(format!("{p}.{k}"), "must be > 0");
             }
+        }
+    }
+
+    /// `mode = "mc_si"`: results are always pushed to us, and our request objects live briefly.
+    fn operator_si(&mut self, op: &OperatorConfig, p: &str) {
+        if op.mode == "mc_si" && op.notification == "ping" {
+            self.err(
+                format!("{p}.notification"),
+                "an mc_si operator always pushes its result to /op/{operator}/notify; leave it unset or \"push\"",
+            );
+        }
+        if !(1..=300).contains(&op.si_request_lifetime_s) {
+            self.err(format!("{p}.si_request_lifetime_s"), "must be between 1 and 300 seconds");
         }
     }
 
@@ -631,5 +646,42 @@ mod delivery_tests {
         ] {
             assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod si_tests {
+    use crate::config::{parse, ValidateOptions, EMBEDDED_ROUTING_TOML};
+    use std::path::Path;
+
+    fn problems(text: &str) -> String {
+        match parse(text, Path::new("."), ValidateOptions { check_environment: false }) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn mc_si_operators_are_checked_by_key() {
+        let orange = EMBEDDED_ROUTING_TOML.find("id = \"orange\"").unwrap();
+        let (head, tail) = EMBEDDED_ROUTING_TOML.split_at(orange);
+        let bad = format!(
+            "{head}{}",
+            tail.replacen(
+                "mode = \"ciba\"",
+                "mode = \"mc_si\"\nsi_request_lifetime_s = 0\nsi_authorization_endpoint = \"nope\"",
+                1
+            )
+        );
+        let err = problems(&bad);
+        for expected in [
+            "operators[2].notification: an mc_si operator always pushes",
+            "operators[2].si_request_lifetime_s: must be between 1 and 300 seconds",
+            "operators[2].si_authorization_endpoint",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+        assert!(problems(&EMBEDDED_ROUTING_TOML.replacen("mode = \"ciba\"", "mode = \"si\"", 1))
+            .contains("operators[0].mode: unknown mode \"si\"; available: \"ciba\", \"mc_si\""));
     }
 }

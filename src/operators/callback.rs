@@ -1,8 +1,12 @@
 //! Bodies operators POST to `/op/{operator}/notify`, parsed in one place: CIBA ping
 //! (`{auth_req_id}`), CIBA push (`{auth_req_id, id_token, …}`) and push errors
-//! (`{auth_req_id, error, error_description}`). Mobile Connect server-initiated bodies are added
-//! here as further [`OperatorCallback`] variants. Only the shape is checked here; the bearer,
-//! the transaction and the ID token are checked by the caller and the adapter.
+//! (`{auth_req_id, error, error_description}`). Mobile Connect server-initiated (`mc_si_async_code`)
+//! results have the same two shapes (success `{auth_req_id, state?, access_token, token_type,
+//! expires_in, id_token, correlation_id?}`, error `{auth_req_id, error, error_description}`), so
+//! they parse to [`OperatorCallback::Tokens`] and [`OperatorCallback::Error`]; what a body means
+//! (e.g. whose nonce its ID token must carry) is the operator's adapter's business. Only the
+//! shape is checked here; the bearer, the transaction and the ID token are checked by the caller
+//! and the adapter.
 
 use serde::Deserialize;
 
@@ -89,6 +93,21 @@ mod tests {
             parse(br#"{"auth_req_id":"a","error":"access_denied"}"#),
             Ok(OperatorCallback::Error { error, .. }) if error == "access_denied"
         ));
+    }
+
+    #[test]
+    fn mobile_connect_si_bodies_parse() {
+        let ok = br#"{"auth_req_id":"a","state":"s","access_token":"x","token_type":"Bearer","expires_in":3600,
+            "id_token":"j","correlation_id":"c"}"#;
+        assert_eq!(parse(ok), Ok(OperatorCallback::Tokens { auth_req_id: "a".into(), id_token: "j".into() }));
+        assert_eq!(
+            parse(br#"{"auth_req_id":"a","error":"access_denied","error_description":"user_denied","correlation_id":"c"}"#),
+            Ok(OperatorCallback::Error {
+                auth_req_id: "a".into(),
+                error: "access_denied".into(),
+                error_description: Some("user_denied".into())
+            })
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! is on the operator's allow-list (never `none` or HS*), `iss` is the configured issuer, `aud`
 //! holds our client id, `exp` is in the future (with the configured skew), and the CIBA
 //! `auth_req_id` claim, when present, is the operator transaction we asked about; in the
-//! redirect flow ([`verify_redirect`]) the `nonce` must be the one we sent.
+//! redirect flow ([`verify_redirect`]) and in Mobile Connect server-initiated results
+//! ([`verify_si`]) the `nonce` must be the one we sent.
 
 use super::metadata::MetadataCache;
 use crate::flow::AuthResult;
@@ -75,6 +76,28 @@ pub async fn verify_redirect(
     our_nonce: &str,
 ) -> Result<AuthResult, TokenRejected> {
     let c = decode(token, keys, policy).await?;
+    check_nonce(&c, our_nonce)?;
+    result(c)
+}
+
+/// Verifies the ID token of a Mobile Connect server-initiated result for the operator
+/// transaction `op_auth_req_id`: `nonce` must be ours, an `auth_req_id` claim (if any) that one.
+pub async fn verify_si(
+    token: &str,
+    keys: &MetadataCache,
+    policy: &TokenPolicy,
+    op_auth_req_id: &str,
+    our_nonce: &str,
+) -> Result<AuthResult, TokenRejected> {
+    let c = decode(token, keys, policy).await?;
+    if c.auth_req_id.as_deref().is_some_and(|id| id != op_auth_req_id) {
+        return Err(TokenRejected::Invalid("auth_req_id claim names another transaction".into()));
+    }
+    check_nonce(&c, our_nonce)?;
+    result(c)
+}
+
+fn check_nonce(c: &OperatorClaims, our_nonce: &str) -> Result<(), TokenRejected> {
     let same = c
         .nonce
         .as_deref()
@@ -82,7 +105,7 @@ pub async fn verify_redirect(
     if !same {
         return Err(TokenRejected::Invalid("nonce missing or not ours".into()));
     }
-    result(c)
+    Ok(())
 }
 
 async fn decode(token: &str, keys: &MetadataCache, policy: &TokenPolicy) -> Result<OperatorClaims, TokenRejected> {

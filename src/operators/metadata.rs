@@ -28,8 +28,10 @@ pub enum MetadataError {
 /// The endpoints the adapter uses.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    /// CIBA backchannel authentication endpoint.
-    pub backchannel: Uri,
+    /// CIBA backchannel authentication endpoint (`mode = "ciba"`).
+    pub backchannel: Option<Uri>,
+    /// Mobile Connect server-initiated endpoint (`mode = "mc_si"`).
+    pub si_authorization: Option<Uri>,
     /// Token endpoint.
     pub token: Uri,
     /// JWKS.
@@ -49,6 +51,8 @@ pub struct PinnedEndpoints {
     pub jwks: Option<String>,
     /// `authorization_endpoint`.
     pub authorization: Option<String>,
+    /// `si_authorization_endpoint`.
+    pub si_authorization: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +66,8 @@ struct ProviderMetadata {
     jwks_uri: Option<String>,
     #[serde(default)]
     authorization_endpoint: Option<String>,
+    #[serde(default)]
+    si_authorization_endpoint: Option<String>,
 }
 
 /// Caches one operator's endpoints and keys.
@@ -108,11 +114,18 @@ impl MetadataCache {
         &self.issuer
     }
 
-    /// Endpoints without any fetch, when every one of them is pinned.
+    /// Endpoints without any fetch, when every one of them is pinned (the decoupled one: CIBA's
+    /// backchannel or MC-SI's, whichever is pinned).
     fn all_pinned(&self) -> Option<Endpoints> {
         let p = &self.pinned;
+        let parse = |u: &Option<String>| u.as_deref().and_then(|u| u.parse::<Uri>().ok());
+        let (backchannel, si_authorization) = (parse(&p.backchannel), parse(&p.si_authorization));
+        if backchannel.is_none() && si_authorization.is_none() {
+            return None;
+        }
         Some(Endpoints {
-            backchannel: p.backchannel.as_deref()?.parse().ok()?,
+            backchannel,
+            si_authorization,
             token: p.token.as_deref()?.parse().ok()?,
             jwks: p.jwks.as_deref()?.parse().ok()?,
             authorization: Some(p.authorization.as_deref()?.parse().ok()?),
@@ -172,11 +185,25 @@ impl MetadataCache {
                 .parse()
                 .map_err(|_| MetadataError::Invalid(format!("metadata {name} is not a URL")))
         };
+        // The decoupled endpoints are optional here; the adapter of the operator's mode requires its own.
+        let optional = |pinned: &Option<String>, found: Option<String>, name: &str| -> Result<_, MetadataError> {
+            match pinned.clone().or(found) {
+                Some(u) => Ok(Some(
+                    u.parse::<Uri>().map_err(|_| MetadataError::Invalid(format!("metadata {name} is not a URL")))?,
+                )),
+                None => Ok(None),
+            }
+        };
         Ok(Endpoints {
-            backchannel: pick(
+            backchannel: optional(
                 &self.pinned.backchannel,
                 md.backchannel_authentication_endpoint,
                 "backchannel_authentication_endpoint",
+            )?,
+            si_authorization: optional(
+                &self.pinned.si_authorization,
+                md.si_authorization_endpoint,
+                "si_authorization_endpoint",
             )?,
             token: pick(&self.pinned.token, md.token_endpoint, "token_endpoint")?,
             jwks: pick(&self.pinned.jwks, md.jwks_uri, "jwks_uri")?,

@@ -1,13 +1,16 @@
 //! The Mobile Connect CIBA adapter: `bc-authorize` at the operator with the gateway's own
 //! credentials (client_secret_basic), then polls of the operator's token endpoint honouring its
 //! `interval`/`slow_down`, and verification of the ID token it returns; the redirect flow's
-//! hop lives in [`redirect`]. Operator error codes are mapped to the flow's classes here and
+//! hop lives in [`redirect`], the Mobile Connect server-initiated variant in [`si`]. Operator error codes are mapped to the flow's classes here and
 //! nowhere else.
 
 mod redirect;
+mod si;
+
+pub use si::{si_nonce, MobileConnectSi};
 
 use super::callback::OperatorCallback;
-use super::http::{call, CallError, PerThreadClient};
+use super::http::{call, CallError, OperatorResponse, PerThreadClient};
 use super::id_token::{verify, TokenPolicy, TokenRejected};
 use super::metadata::{MetadataCache, PinnedEndpoints};
 use super::{OperatorBackend, PushError, PushRequest, PushStarted};
@@ -109,6 +112,7 @@ impl MobileConnectCiba {
                 token: cfg.token_endpoint.clone(),
                 jwks: cfg.jwks_uri.clone(),
                 authorization: cfg.authorization_endpoint.clone(),
+                si_authorization: cfg.si_authorization_endpoint.clone(),
             },
             clients.shared(),
             clock,
@@ -173,6 +177,42 @@ impl MobileConnectCiba {
             self.metrics.error("oauth_error");
         }
         answer
+    }
+
+    /// What the operator's answer to a decoupled start (CIBA `bc-authorize` or MC-SI
+    /// `si-authorize`, both `{auth_req_id, expires_in}`) means, classified per §5.
+    fn acknowledgement(&self, result: Result<OperatorResponse, CallError>) -> Result<PushStarted, PushError> {
+        let resp = result.map_err(|e| {
+            self.metrics.error(e.kind());
+            match e {
+                CallError::Connect(_) => PushError::Unavailable(e.to_string()),
+                _ => PushError::MaybeDelivered(e.to_string()),
+            }
+        })?;
+        if resp.status.is_success() {
+            let ack: Ack = serde_json::from_slice(&resp.body).map_err(|_| {
+                self.metrics.error("bad_answer");
+                PushError::MaybeDelivered("operator acknowledgement is not valid JSON".into())
+            })?;
+            if ack.auth_req_id.is_empty() || ack.auth_req_id.len() > 1024 {
+                self.metrics.error("bad_answer");
+                return Err(PushError::MaybeDelivered("operator acknowledgement has no usable auth_req_id".into()));
+            }
+            return Ok(PushStarted {
+                auth_req_id: ack.auth_req_id,
+                expires_in: ack.expires_in,
+                interval_s: ack.interval.unwrap_or(5).max(1),
+            });
+        }
+        if resp.status.is_server_error() {
+            self.metrics.error("http_5xx");
+            return Err(PushError::Unavailable(format!("HTTP {}", resp.status.as_u16())));
+        }
+        self.metrics.error("oauth_error");
+        match oauth_error(&resp.body) {
+            Some(e) => Err(push_error(e)),
+            None => Err(PushError::Rejected(format!("HTTP {} without an OAuth error", resp.status.as_u16()))),
+        }
     }
 }
 
@@ -267,42 +307,14 @@ impl OperatorBackend for MobileConnectCiba {
             }
             form.finish()
         };
-        let request =
-            self.form_request(&endpoints.backchannel, form).map_err(|e| PushError::Rejected(e.to_string()))?;
+        let backchannel = endpoints.backchannel.as_ref().ok_or_else(|| {
+            PushError::Rejected("the operator publishes no backchannel_authentication_endpoint".into())
+        })?;
+        let request = self.form_request(backchannel, form).map_err(|e| PushError::Rejected(e.to_string()))?;
         let started = Instant::now();
         let result = call(&self.clients.get(), request, self.call_timeout).await;
         self.metrics.bc_seconds.observe(started.elapsed().as_secs_f64());
-        let resp = result.map_err(|e| {
-            self.metrics.error(e.kind());
-            match e {
-                CallError::Connect(_) => PushError::Unavailable(e.to_string()),
-                _ => PushError::MaybeDelivered(e.to_string()),
-            }
-        })?;
-        if resp.status.is_success() {
-            let ack: Ack = serde_json::from_slice(&resp.body).map_err(|_| {
-                self.metrics.error("bad_answer");
-                PushError::MaybeDelivered("operator acknowledgement is not valid JSON".into())
-            })?;
-            if ack.auth_req_id.is_empty() || ack.auth_req_id.len() > 1024 {
-                self.metrics.error("bad_answer");
-                return Err(PushError::MaybeDelivered("operator acknowledgement has no usable auth_req_id".into()));
-            }
-            return Ok(PushStarted {
-                auth_req_id: ack.auth_req_id,
-                expires_in: ack.expires_in,
-                interval_s: ack.interval.unwrap_or(5).max(1),
-            });
-        }
-        if resp.status.is_server_error() {
-            self.metrics.error("http_5xx");
-            return Err(PushError::Unavailable(format!("HTTP {}", resp.status.as_u16())));
-        }
-        self.metrics.error("oauth_error");
-        match oauth_error(&resp.body) {
-            Some(e) => Err(push_error(e)),
-            None => Err(PushError::Rejected(format!("HTTP {} without an OAuth error", resp.status.as_u16()))),
-        }
+        self.acknowledgement(result)
     }
 
     async fn poll(&self, op: &OperatorRef) -> OperatorAnswer {
@@ -350,7 +362,7 @@ impl OperatorBackend for MobileConnectCiba {
         self.notification
     }
 
-    async fn callback_answer(&self, op: &OperatorRef, cb: &OperatorCallback) -> OperatorAnswer {
+    async fn callback_answer(&self, op: &OperatorRef, _notify: &str, cb: &OperatorCallback) -> OperatorAnswer {
         match cb {
             OperatorCallback::Ping { .. } => self.poll(op).await,
             OperatorCallback::Tokens { id_token, .. } => self.verify_id_token(op, id_token).await,

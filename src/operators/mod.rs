@@ -1,5 +1,5 @@
 //! Towards operators: the [`OperatorBackend`] trait the flow talks to, and its Mobile Connect
-//! CIBA implementation ([`mobile_connect`]) with a pooled HTTPS client ([`http`]), cached operator
+//! implementations ([`mobile_connect`]: CIBA, and server-initiated for `mode = "mc_si"`) with a pooled HTTPS client ([`http`]), cached operator
 //! metadata and JWKS ([`metadata`]) and ID-token verification ([`id_token`]); the redirect
 //! (authorization code) hop is part of the same adapter. Knows nothing of
 //! relying parties: RP values never reach an operator.
@@ -16,7 +16,7 @@ use crate::msisdn::Msisdn;
 use async_trait::async_trait;
 use callback::OperatorCallback;
 
-pub use mobile_connect::MobileConnectCiba;
+pub use mobile_connect::{MobileConnectCiba, MobileConnectSi};
 
 /// What the gateway asks an operator to do.
 #[derive(Debug, Clone)]
@@ -143,7 +143,14 @@ pub trait OperatorBackend: Send + Sync + 'static {
         DeliveryMode::Poll
     }
     /// What an operator callback about `op` says: a ping fetches the result, a push is verified.
-    async fn callback_answer(&self, op: &OperatorRef, cb: &OperatorCallback) -> OperatorAnswer {
+    /// `notify_secret_sha256` is the hash of the transaction's notification secret, as stored
+    /// (Mobile Connect server-initiated derives the transaction's nonce from it).
+    async fn callback_answer(
+        &self,
+        op: &OperatorRef,
+        _notify_secret_sha256: &str,
+        cb: &OperatorCallback,
+    ) -> OperatorAnswer {
         match cb {
             OperatorCallback::Ping { .. } => self.poll(op).await,
             _ => OperatorAnswer::Failed(crate::flow::FailReason::OperatorError),

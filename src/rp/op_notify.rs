@@ -57,7 +57,7 @@ pub async fn handle(
         if !tx.state.is_pending() {
             return Ok(no_content()); // a duplicate: the first callback (or a poll) already decided
         }
-        let answer = operator.callback_answer(op_ref, &cb).await;
+        let answer = operator.callback_answer(op_ref, expected, &cb).await;
         match progress::apply_answer(gw, current.version, tx, &answer).await.map_err(unavailable)? {
             Step::Unchanged => return Ok(no_content()),
             Step::Applied { tx: moved, .. } => {

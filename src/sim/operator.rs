@@ -18,8 +18,16 @@
 //! with this OP, CIBA §4) the simulator also calls the notification endpoint set with
 //! [`SimOperator::set_notification_endpoint`] once the person answered, with the
 //! `client_notification_token` the gateway sent, and records each call ([`SimOperator::sent`]).
+//!
+//! Mobile Connect server-initiated is always served too ([`si`]): `POST /si-authorize` checks
+//! the gateway's signed request object against the gateway's JWKS
+//! ([`SimOperator::set_gateway_jwks_uri`]) and pushes the person's answer (scripted as above,
+//! with an ID token carrying the gateway's nonce) to the notification endpoint.
 
 mod authorize;
+mod si;
+
+pub use si::SiRequest;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Secret;
@@ -126,6 +134,8 @@ struct SimTx {
     expires_ms: u64,
     acr_values: String,
     collected: bool,
+    /// The gateway's nonce (MC server-initiated), put in the ID token.
+    nonce: Option<String>,
 }
 
 /// What the person's answer is at `/token` (or in a push): tokens, or an OAuth error.
@@ -140,6 +150,8 @@ pub struct SimStats {
     pub token: AtomicU64,
     /// `authorize` (redirect flow) requests received.
     pub authorize: AtomicU64,
+    /// `si-authorize` (Mobile Connect server-initiated) requests received.
+    pub si_authorize: AtomicU64,
 }
 
 /// A running simulated operator.
@@ -157,6 +169,8 @@ pub struct SimOperator {
     notification_endpoint: Mutex<Option<String>>,
     sent: Mutex<Vec<SentCallback>>,
     callbacks: Option<crate::operators::http::PerThreadClient>,
+    gateway_jwks_uri: Mutex<Option<String>>,
+    si_requests: Mutex<Vec<SiRequest>>,
 }
 
 impl SimOperator {
@@ -177,7 +191,8 @@ impl SimOperator {
             "acr_values_supported": ["2", "3"],
             "scopes_supported": ["openid", "mc_authn"],
             "subject_types_supported": ["public"],
-            "response_types_supported": ["code"],
+            "response_types_supported": ["code", "mc_si_async_code"],
+            "si_authorization_endpoint": format!("{issuer}/si-authorize"),
         });
         Self {
             cfg,
@@ -192,6 +207,8 @@ impl SimOperator {
             notification_endpoint: Mutex::new(None),
             sent: Mutex::new(Vec::new()),
             callbacks: crate::operators::http::PerThreadClient::new(Duration::from_secs(1), None).ok(),
+            gateway_jwks_uri: Mutex::new(None),
+            si_requests: Mutex::new(Vec::new()),
         }
     }
 
@@ -208,8 +225,7 @@ impl SimOperator {
     /// After the person answered, pings or pushes the gateway about `id` (once).
     async fn call_back(self: Arc<Self>, id: String, token: String) {
         tokio::time::sleep(self.cfg.approve_after + Duration::from_millis(20)).await;
-        let (Some(endpoint), Some(client)) = (self.notification_endpoint.lock().clone(), self.callbacks.as_ref())
-        else {
+        let Some(endpoint) = self.notification_endpoint.lock().clone() else {
             return;
         };
         let body = {
@@ -229,6 +245,12 @@ impl SimOperator {
                 },
             }
         };
+        self.post_callback(endpoint, &token, body).await;
+    }
+
+    /// POSTs `body` to `endpoint` with `Authorization: Bearer <token>` and records the call.
+    async fn post_callback(&self, endpoint: String, token: &str, body: serde_json::Value) {
+        let Some(client) = self.callbacks.as_ref() else { return };
         let authorization = format!("Bearer {token}");
         let Ok(req) = Request::builder()
             .method(Method::POST)
@@ -317,6 +339,7 @@ impl SimOperator {
                 expires_ms: now + expires_in * 1000,
                 acr_values: form.get("acr_values").cloned().unwrap_or_else(|| "2".into()),
                 collected: false,
+                nonce: None,
             },
         );
         if let (SimNotification::Ping | SimNotification::Push, Some(token)) =
@@ -372,10 +395,13 @@ impl SimOperator {
         tx.collected = true;
         let sub = crate::tokens::id_token::half_hash(&format!("{}:{}", self.cfg.operator_id, tx.msisdn.value()));
         let now_s = now / 1000;
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.issuer, "aud": self.cfg.client_id, "sub": sub, "iat": now_s, "exp": now_s + 300,
             "auth_time": now_s, "acr": acr, "amr": [amr], "urn:openid:params:jwt:claim:auth_req_id": id,
         });
+        if let Some(n) = &tx.nonce {
+            claims["nonce"] = json!(n);
+        }
         match key.sign(&claims) {
             Ok(id_token) => Ok(json!({
                 "access_token": crate::clock::random_token(32), "token_type": "Bearer", "expires_in": 300, "id_token": id_token,
@@ -411,7 +437,7 @@ impl Handler for SimOperator {
                 r
             }
             (Method::GET, "/authorize") => self.authorize(req.uri().query().unwrap_or("")).await,
-            (Method::POST, "/bc-authorize" | "/token") => {
+            (Method::POST, "/bc-authorize" | "/token" | "/si-authorize") => {
                 let (parts, body) = req.into_parts();
                 if !self.authenticated(&parts) {
                     return oauth(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
@@ -422,6 +448,8 @@ impl Handler for SimOperator {
                 let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
                 if path == "/token" {
                     self.token(&form)
+                } else if path == "/si-authorize" {
+                    self.si_authorize(&form).await
                 } else {
                     self.bc_authorize(&form).await
                 }

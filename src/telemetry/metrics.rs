@@ -102,7 +102,7 @@ pub const OUTCOMES: &[&str] = &[
 ];
 
 /// Operator call kinds (the `call` label).
-pub const OPERATOR_CALLS: &[&str] = &["bc_authorize", "token", "metadata", "jwks"];
+pub const OPERATOR_CALLS: &[&str] = &["bc_authorize", "si_authorize", "token", "metadata", "jwks"];
 /// Operator error kinds (the `kind` label).
 pub const OPERATOR_ERROR_KINDS: &[&str] =
     &["connect", "timeout", "http_5xx", "http_other", "bad_answer", "oauth_error", "token_invalid"];
