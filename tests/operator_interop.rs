@@ -142,7 +142,9 @@ impl OidcProviderOp {
             // The OP's first answers come from a cold Node process on a busy machine: give it
             // more than the 1 s the other tests' simulators get.
             let with_op = format!("issuer = \"{issuer}\"\nclient_id = \"{OP_CLIENT_ID}\"\nclient_secret = \"{secret}\"");
-            text.replacen(movistar, &with_op, 1).replacen("call_timeout_ms = 1000", "call_timeout_ms = 5000", 1)
+            text.replacen(movistar, &with_op, 1)
+                .replacen("call_timeout_ms = 1000", "call_timeout_ms = 5000", 1)
+                .replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 15000")
         })
         .await
     }

@@ -221,6 +221,10 @@ pub struct CibaConfig {
     /// How long terminal states stay readable after `expires_at`, seconds.
     #[serde(default = "default_retention")]
     pub terminal_retention_s: u64,
+    /// How long a claimed fetch of an operator's result may run before another poll or an
+    /// operator ping may fetch again, ms (covers its metadata, token and JWKS calls).
+    #[serde(default = "default_operator_fetch_lease")]
+    pub operator_fetch_lease_ms: u64,
 }
 
 impl Default for CibaConfig {
@@ -232,6 +236,7 @@ impl Default for CibaConfig {
             slow_down_step_s: default_interval(),
             binding_message_max_chars: default_binding_len(),
             terminal_retention_s: default_retention(),
+            operator_fetch_lease_ms: default_operator_fetch_lease(),
         }
     }
 }
@@ -619,4 +624,9 @@ fn default_notify_max_backoff() -> u64 {
 }
 fn default_notify_attempt_timeout() -> u64 {
     5_000
+}
+
+/// Operator fetch lease: 3 × the default operator call timeout (metadata, token, JWKS) + margin.
+fn default_operator_fetch_lease() -> u64 {
+    10_000
 }

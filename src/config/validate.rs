@@ -149,6 +149,21 @@ impl Validator {
         if c.default_expiry_s > c.max_expiry_s {
             self.err("ciba.default_expiry_s", "must not exceed ciba.max_expiry_s");
         }
+        for (i, op) in cfg.operators.iter().enumerate() {
+            if c.operator_fetch_lease_ms < op.call_timeout_ms.saturating_mul(3) {
+                self.err(
+                    "ciba.operator_fetch_lease_ms",
+                    format!(
+                        "must be at least 3 x operators[{i}].call_timeout_ms ({} ms): one fetch makes up to three operator calls",
+                        op.call_timeout_ms.saturating_mul(3)
+                    ),
+                );
+                break;
+            }
+        }
+        if c.operator_fetch_lease_ms > 600_000 {
+            self.err("ciba.operator_fetch_lease_ms", "must not exceed 600000");
+        }
         if c.binding_message_max_chars == 0 || c.binding_message_max_chars > 1024 {
             self.err("ciba.binding_message_max_chars", "must be between 1 and 1024");
         }
@@ -596,5 +611,32 @@ mod delivery_tests {
         );
         let ok = problems(|t| t.replace("https://rp.example.org/ciba/notify", "http://127.0.0.1:9999/notify"));
         assert_eq!(ok, "", "plain http is fine on loopback");
+    }
+}
+
+#[cfg(test)]
+mod operator_fetch_tests {
+    use crate::config::{parse, ValidateOptions, EMBEDDED_ROUTING_TOML};
+    use std::path::Path;
+
+    fn problems(text: &str) -> String {
+        match parse(text, Path::new("."), ValidateOptions { check_environment: false }) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_fetch_lease_must_cover_three_operator_calls() {
+        let short = EMBEDDED_ROUTING_TOML.replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 8999");
+        let err = problems(&short);
+        assert!(
+            err.contains("ciba.operator_fetch_lease_ms: must be at least 3 x operators[0].call_timeout_ms (9000 ms)"),
+            "{err}"
+        );
+        let long = EMBEDDED_ROUTING_TOML.replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 600001");
+        assert!(problems(&long).contains("ciba.operator_fetch_lease_ms: must not exceed 600000"));
+        let exact = EMBEDDED_ROUTING_TOML.replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 9000");
+        assert_eq!(problems(&exact), "");
     }
 }

@@ -212,6 +212,11 @@ pub struct Transaction {
     /// (`<id>.<secret>`), when the operator pings or pushes us.
     #[serde(default)]
     pub operator_notify_sha256: Option<String>,
+    /// A fetch of the operator's result is in flight until this time, ms: set by whoever claims
+    /// the operator poll slot (RP poll, driver, operator ping), cleared when its answer is
+    /// applied. An operator hands a result out once, so nobody else fetches meanwhile.
+    #[serde(default)]
+    pub operator_fetch_until_ms: Option<u64>,
 }
 
 /// A bearer token the RP gave us for its notification endpoint: sent only there, never logged.
@@ -308,6 +313,11 @@ impl Transaction {
             operator_ref: Some(OperatorRef { auth_req_id: "op".into(), interval_s: 2, next_poll_at_ms: now + 2_000 }),
             ..Default::default()
         }
+    }
+
+    /// Whether a claimed operator fetch may still be running at `now_ms`.
+    pub fn operator_fetch_in_flight(&self, now_ms: u64) -> bool {
+        self.operator_fetch_until_ms.is_some_and(|until| now_ms < until)
     }
 
     /// When the store may forget this transaction, ms.
