@@ -291,12 +291,16 @@ impl Validator {
         for (k, v) in [
             ("connect_timeout_ms", op.connect_timeout_ms),
             ("call_timeout_ms", op.call_timeout_ms),
+            ("pool_idle_timeout_ms", op.pool_idle_timeout_ms),
             ("push_timeout_s", op.push_timeout_s),
             ("metadata_ttl_s", op.metadata_ttl_s),
         ] {
             if v == 0 {
                 self.err(format!("{p}.{k}"), "must be > 0");
             }
+        }
+        if op.pool_idle_timeout_ms > 300_000 {
+            self.err(format!("{p}.pool_idle_timeout_ms"), "must not exceed 300000");
         }
     }
 
@@ -638,5 +642,15 @@ mod operator_fetch_tests {
         assert!(problems(&long).contains("ciba.operator_fetch_lease_ms: must not exceed 600000"));
         let exact = EMBEDDED_ROUTING_TOML.replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 9000");
         assert_eq!(problems(&exact), "");
+    }
+
+    #[test]
+    fn pool_idle_timeout_is_bounded_and_defaults_below_node_keep_alive() {
+        let zero = EMBEDDED_ROUTING_TOML.replace("pool_idle_timeout_ms = 4000", "pool_idle_timeout_ms = 0");
+        assert!(problems(&zero).contains("operators[0].pool_idle_timeout_ms: must be > 0"));
+        let long = EMBEDDED_ROUTING_TOML.replace("pool_idle_timeout_ms = 4000", "pool_idle_timeout_ms = 300001");
+        assert!(problems(&long).contains("operators[0].pool_idle_timeout_ms: must not exceed 300000"));
+        let cfg = crate::config::parse_unvalidated(EMBEDDED_ROUTING_TOML).unwrap();
+        assert!(cfg.operators.iter().all(|o| o.pool_idle_timeout_ms == 4000), "default for operators without the key");
     }
 }
