@@ -35,6 +35,8 @@ pub enum FailReason {
     OperatorTokenInvalid,
     /// Transaction cancelled.
     Cancelled,
+    /// Approved, but the push delivery to the RP gave up: the tokens can never be received.
+    DeliveryFailed,
 }
 
 impl FailReason {
@@ -46,8 +48,18 @@ impl FailReason {
             Self::OperatorError => "operator_error",
             Self::OperatorTokenInvalid => "operator_token_invalid",
             Self::Cancelled => "cancelled",
+            Self::DeliveryFailed => "delivery_failed",
         }
     }
+    /// Every label value, for metrics.
+    pub const ALL_LABELS: [&'static str; 6] = [
+        "operator_unavailable",
+        "not_enrolled",
+        "operator_error",
+        "operator_token_invalid",
+        "cancelled",
+        "delivery_failed",
+    ];
 }
 
 /// Transaction state.

@@ -45,12 +45,15 @@ pub enum Step {
 
 /// Compare-and-set with the transition metric; `Some(new_version)` when applied.
 pub async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction) -> Result<Option<u64>, StoreError> {
-    let (from, to) = (old.state.as_str(), new.state.as_str());
+    let (from, to, new_state) = (old.state.as_str(), new.state.as_str(), new.state);
     let retain = new.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     match gw.store.compare_and_set(version, new, retain).await? {
         CasResult::Applied { version } => {
             if from != to {
                 gw.metrics.transition(Some(from), Some(to));
+                if let TxState::Failed(reason) = new_state {
+                    gw.metrics.failed(reason.as_str());
+                }
             }
             Ok(Some(version))
         }
