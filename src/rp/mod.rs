@@ -279,7 +279,7 @@ async fn dispatch(
         }
         (Route::Authorize, &Method::GET) => authorize::get(gw, query(&req), log).await,
         (Route::Callback, &Method::GET) => callback::handle(gw, query(&req), log).await,
-        (Route::Userinfo, &Method::GET | &Method::POST) => userinfo::handle(gw, req.headers(), log),
+        (Route::Userinfo, &Method::GET | &Method::POST) => userinfo::handle(gw, req.headers(), log).await,
         (Route::BcAuthorize | Route::Cancel | Route::Token | Route::Discovery | Route::Authorize, &Method::POST) => {
             form::require_form(req.headers())?;
             let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
