@@ -109,6 +109,10 @@ fn rp(demo: &Demo, client_id: &str) -> Rp {
     rp
 }
 
+fn rp_for(demo: &Demo, client_id: &str) -> Rp {
+    rp(demo, client_id)
+}
+
 fn hint(demo: &Demo, operator: &str, digit: u8) -> String {
     format!("MSISDN:{}", test_msisdn(&demo.gateway, operator, digit).expect("test number").digits())
 }
@@ -219,7 +223,7 @@ async fn delivery_retries_with_backoff_until_the_endpoint_recovers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_endpoint_that_always_fails_gets_bounded_attempts_and_ping_clients_still_poll() {
+async fn an_endpoint_that_always_fails_gets_bounded_attempts_ping_still_polls_push_fails_delivery() {
     let sink = Sink::start(usize::MAX).await;
     let demo = demo_for(&sink, |t| t.replace("attempts = 5", "attempts = 3")).await;
     let rp = rp(&demo, "demo-rp-tping");
@@ -237,6 +241,27 @@ async fn an_endpoint_that_always_fails_gets_bounded_attempts_and_ping_clients_st
     let tokens = rp.token(&id).await;
     assert_eq!(tokens.status, 200, "a failed ping never blocks polling: {:?}", tokens.body);
     assert_eq!(sink.received().len(), 3, "no attempt past the bound");
+
+    // Push: the tokens never arrived and a push client may not poll, so the approval can never
+    // be consumed: approved → failed{delivery_failed}.
+    let push = rp_for(&demo, "demo-rp-tpush");
+    let id = start(&push, &hint(&demo, "movistar", 1)).await;
+    sink.wait_for(6).await;
+    let end = tokio::time::Instant::now() + WAIT;
+    let tx = loop {
+        let tx = stored(&demo, &id).await;
+        if tx.state != mcgate::flow::TxState::Approved && !tx.state.is_pending() {
+            break tx;
+        }
+        assert!(tokio::time::Instant::now() < end, "push delivery never gave up: {:?}", tx.state);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(tx.state, mcgate::flow::TxState::Failed(mcgate::flow::FailReason::DeliveryFailed));
+    let n = tx.notification.expect("recorded");
+    assert_eq!((n.attempts, n.delivered, n.gave_up), (3, false, true));
+    assert_eq!(metric(&demo, "mcgate_transaction_failures_total", &[("reason", "delivery_failed")]).await, 1.0);
+    assert_eq!(metric(&demo, "mcgate_notifications_total", &[("mode", "push"), ("outcome", "gave_up")]).await, 1.0);
+    assert_eq!(sink.received().len(), 6, "three push attempts, no more");
     demo.stop().await;
 }
 

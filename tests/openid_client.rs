@@ -44,7 +44,7 @@ impl NodeRun {
     fn json(&self) -> Value {
         assert!(
             self.status.success(),
-            "node ciba-poll.mjs failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
+            "node script failed ({}):\n--- stderr ---\n{}\n--- stdout ---\n{}",
             self.status,
             self.stderr,
             self.stdout
@@ -69,6 +69,17 @@ async fn run_node(demo: &Demo, login_hint: &str, expect_error: Option<&str>) -> 
 
 /// As [`run_node`], with extra environment for the script (e.g. another client).
 async fn run_node_with(demo: &Demo, login_hint: &str, expect_error: Option<&str>, env: &[(&str, &str)]) -> NodeRun {
+    run_script(demo, "ciba-poll.mjs", login_hint, expect_error, env).await
+}
+
+/// As [`run_node_with`] for another script of tests/node.
+async fn run_script(
+    demo: &Demo,
+    script: &str,
+    login_hint: &str,
+    expect_error: Option<&str>,
+    env: &[(&str, &str)],
+) -> NodeRun {
     require_node_modules();
     let mut ca =
         tempfile::Builder::new().prefix("mcgate-demo-ca").suffix(".pem").tempfile().expect("temp file for the CA");
@@ -76,7 +87,7 @@ async fn run_node_with(demo: &Demo, login_hint: &str, expect_error: Option<&str>
     ca.flush().expect("flush CA");
 
     let mut cmd = Command::new("node");
-    cmd.arg(Path::new("tests").join("node").join("ciba-poll.mjs"))
+    cmd.arg(Path::new("tests").join("node").join(script))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("ISSUER", &demo.public_url)
         .env("CLIENT_ID", &demo.client_id)
@@ -96,8 +107,10 @@ async fn run_node_with(demo: &Demo, login_hint: &str, expect_error: Option<&str>
         cmd.env(k, v);
     }
 
+    let script = script.to_owned();
     let run = tokio::task::spawn_blocking(move || {
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start `node` ({e}); Node.js 20+ must be on PATH"));
+        let mut child =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot start `node` ({e}); Node.js 20+ must be on PATH"));
         let mut out = child.stdout.take().unwrap();
         let mut err = child.stderr.take().unwrap();
         let out_t = std::thread::spawn(move || {
@@ -122,7 +135,11 @@ async fn run_node_with(demo: &Demo, login_hint: &str, expect_error: Option<&str>
             std::thread::sleep(Duration::from_millis(50));
         };
         let run = NodeRun { status, stdout: out_t.join().unwrap(), stderr: err_t.join().unwrap() };
-        assert!(!timed_out, "node ciba-poll.mjs did not finish within {NODE_TIMEOUT:?}; killed.\n--- stderr ---\n{}\n--- stdout ---\n{}", run.stderr, run.stdout);
+        assert!(
+            !timed_out,
+            "node {script} did not finish within {NODE_TIMEOUT:?}; killed.\n--- stderr ---\n{}\n--- stdout ---\n{}",
+            run.stderr, run.stdout
+        );
         run
     })
     .await;
@@ -216,5 +233,39 @@ async fn openid_client_completes_ciba_poll_with_private_key_jwt_and_an_es256_id_
     assert_eq!(c["aud"], "demo-rp-jwt", "output: {out}");
     assert_eq!(c["azp"], "demo-rp-jwt", "output: {out}");
     assert_eq!(c["acr"], "2", "output: {out}");
+    demo.stop().await;
+}
+
+/// CIBA ping: the demo notifies `demo-rp-node-ping` at a loopback port this test reserves (bound
+/// on port 0, then released for Node to listen on); openid-client's side waits for the ping
+/// (Bearer checked), then collects and verifies the tokens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_completes_ciba_ping_after_the_notification() {
+    require_node_modules();
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").expect("reserve a loopback port");
+    let port = reserved.local_addr().unwrap().port();
+    let demo = support::start_demo_with(|t| {
+        // The demo gives every `demo-rp*` secret client its printed secret.
+        format!(
+            "{t}\n[[clients]]\nclient_id = \"demo-rp-node-ping\"\nclient_secret_sha256 = [\"{}\"]\n\
+             backchannel_token_delivery_mode = \"ping\"\n\
+             backchannel_client_notification_endpoint = \"http://127.0.0.1:{port}/ping\"\n\
+             scopes = [\"openid\", \"mc_authn\"]\nsector_identifier = \"rp.example.org\"\n",
+            "0".repeat(64)
+        )
+    })
+    .await;
+    let digits = number(&demo, "movistar", 1);
+    let port_s = port.to_string();
+    drop(reserved); // Node listens on it before it starts the authentication
+    let env = [("CLIENT_ID", "demo-rp-node-ping"), ("NOTIFY_PORT", port_s.as_str())];
+    let out = run_script(&demo, "ciba-ping.mjs", &format!("MSISDN:{digits}"), None, &env).await.json();
+    assert_eq!(out["pings"], 1, "exactly one ping; output: {out}");
+    assert_eq!(out["rejected"], 0, "the gateway sent the right bearer to the right path; output: {out}");
+    let c = &out["claims"];
+    assert_eq!(c["iss"], Value::String(demo.public_url.clone()), "output: {out}");
+    assert_eq!(c["aud"], "demo-rp-node-ping", "output: {out}");
+    assert_eq!(c["acr"], "2", "output: {out}");
+    assert!(c.get("urn:openid:params:jwt:claim:auth_req_id").is_none(), "only push tokens carry it; output: {out}");
     demo.stop().await;
 }

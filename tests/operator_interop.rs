@@ -22,7 +22,7 @@ use support::{claims, Rp};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 /// Bound on the OP's start-up (generating keys, loading oidc-provider).
-const OP_START_TIMEOUT: Duration = Duration::from_secs(30);
+const OP_START_TIMEOUT: Duration = Duration::from_secs(90);
 /// Bound on waiting for one event from the OP.
 const EVENT_TIMEOUT: Duration = Duration::from_secs(15);
 /// Bound on an RP's polling until a final answer (the operator announces no `interval`, so the
@@ -142,7 +142,9 @@ impl OidcProviderOp {
             // The OP's first answers come from a cold Node process on a busy machine: give it
             // more than the 1 s the other tests' simulators get.
             let with_op = format!("issuer = \"{issuer}\"\nclient_id = \"{OP_CLIENT_ID}\"\nclient_secret = \"{secret}\"");
-            text.replacen(movistar, &with_op, 1).replacen("call_timeout_ms = 1000", "call_timeout_ms = 5000", 1)
+            text.replacen(movistar, &with_op, 1)
+                .replacen("call_timeout_ms = 1000", "call_timeout_ms = 5000", 1)
+                .replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 15000")
         })
         .await
     }

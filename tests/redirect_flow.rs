@@ -210,6 +210,36 @@ async fn happy_path_with_pkce_state_nonce_iss_tokens_and_userinfo() {
     demo.stop().await;
 }
 
+/// S-26: a replayed authorization code revokes the access token issued from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_code_revokes_the_access_token_issued_from_it() {
+    let demo = support::start_demo().await;
+    let b = Browser::new(&demo);
+    let code = code_for(&demo, &b, &Request::new("demo-rp", RP_CALLBACK, number(&demo, "movistar", 1))).await;
+    let t = confidential(&demo, &code, RP_CALLBACK, Some(VERIFIER)).await;
+    assert_eq!(t.status, 200, "{:?}", t.body);
+    let bearer = format!("Bearer {}", t.body["access_token"].as_str().unwrap());
+    assert_eq!(userinfo(&demo, Some(&bearer), false).await.status, 200, "works before the replay");
+
+    // Another, unrelated token stays valid through the replay.
+    let other_code = code_for(&demo, &b, &Request::new("demo-rp", RP_CALLBACK, number(&demo, "movistar", 1))).await;
+    let other = confidential(&demo, &other_code, RP_CALLBACK, Some(VERIFIER)).await;
+    let other_bearer = format!("Bearer {}", other.body["access_token"].as_str().unwrap());
+
+    let replay = confidential(&demo, &code, RP_CALLBACK, Some(VERIFIER)).await;
+    assert_eq!((replay.status, replay.error()), (400, "invalid_grant"));
+    for post in [false, true] {
+        let u = userinfo(&demo, Some(&bearer), post).await;
+        assert_eq!(u.status, 401, "the first access token is dead: {:?}", u.body);
+        let challenge = u.headers["www-authenticate"].to_str().unwrap();
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+    }
+    let again = confidential(&demo, &code, RP_CALLBACK, Some(VERIFIER)).await;
+    assert_eq!((again.status, again.error()), (400, "invalid_grant"), "a third use is still refused");
+    assert_eq!(userinfo(&demo, Some(&other_bearer), false).await.status, 200, "other tokens live on");
+    demo.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn userinfo_refuses_missing_and_bad_tokens_in_www_authenticate() {
     let demo = support::start_demo().await;

@@ -221,6 +221,10 @@ pub struct CibaConfig {
     /// How long terminal states stay readable after `expires_at`, seconds.
     #[serde(default = "default_retention")]
     pub terminal_retention_s: u64,
+    /// How long a claimed fetch of an operator's result may run before another poll or an
+    /// operator ping may fetch again, ms (covers its metadata, token and JWKS calls).
+    #[serde(default = "default_operator_fetch_lease")]
+    pub operator_fetch_lease_ms: u64,
 }
 
 impl Default for CibaConfig {
@@ -232,6 +236,7 @@ impl Default for CibaConfig {
             slow_down_step_s: default_interval(),
             binding_message_max_chars: default_binding_len(),
             terminal_retention_s: default_retention(),
+            operator_fetch_lease_ms: default_operator_fetch_lease(),
         }
     }
 }
@@ -373,6 +378,11 @@ pub struct OperatorConfig {
     /// Whole-call timeout for one operator HTTP call, milliseconds.
     #[serde(default = "default_call_timeout")]
     pub call_timeout_ms: u64,
+    /// Idle keep-alive connections to this operator are dropped after this, milliseconds: keep
+    /// it below the operator's own idle timeout (Node servers close after 5 s), or a request may
+    /// be written on a connection the operator is closing (then "maybe delivered").
+    #[serde(default = "default_pool_idle_timeout")]
+    pub pool_idle_timeout_ms: u64,
     /// How long the person has to answer the push before it counts as timed out, seconds.
     #[serde(default = "default_push_timeout")]
     pub push_timeout_s: u64,
@@ -638,4 +648,16 @@ fn default_notify_max_backoff() -> u64 {
 }
 fn default_notify_attempt_timeout() -> u64 {
     5_000
+}
+
+/// Operator fetch lease: 3 × the default operator call timeout (metadata, token, JWKS) + margin.
+fn default_operator_fetch_lease() -> u64 {
+    10_000
+}
+
+/// Idle pooled connection lifetime, ms: below Node's 5 s keep-alive timeout.
+pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 4_000;
+
+fn default_pool_idle_timeout() -> u64 {
+    DEFAULT_POOL_IDLE_TIMEOUT_MS
 }

@@ -149,6 +149,21 @@ impl Validator {
         if c.default_expiry_s > c.max_expiry_s {
             self.err("ciba.default_expiry_s", "must not exceed ciba.max_expiry_s");
         }
+        for (i, op) in cfg.operators.iter().enumerate() {
+            if c.operator_fetch_lease_ms < op.call_timeout_ms.saturating_mul(3) {
+                self.err(
+                    "ciba.operator_fetch_lease_ms",
+                    format!(
+                        "must be at least 3 x operators[{i}].call_timeout_ms ({} ms): one fetch makes up to three operator calls",
+                        op.call_timeout_ms.saturating_mul(3)
+                    ),
+                );
+                break;
+            }
+        }
+        if c.operator_fetch_lease_ms > 600_000 {
+            self.err("ciba.operator_fetch_lease_ms", "must not exceed 600000");
+        }
         if c.binding_message_max_chars == 0 || c.binding_message_max_chars > 1024 {
             self.err("ciba.binding_message_max_chars", "must be between 1 and 1024");
         }
@@ -278,12 +293,16 @@ impl Validator {
         for (k, v) in [
             ("connect_timeout_ms", op.connect_timeout_ms),
             ("call_timeout_ms", op.call_timeout_ms),
+            ("pool_idle_timeout_ms", op.pool_idle_timeout_ms),
             ("push_timeout_s", op.push_timeout_s),
             ("metadata_ttl_s", op.metadata_ttl_s),
         ] {
             if v == 0 {
                 self.err(format!("{p}.{k}"), "must be > 0");
             }
+        }
+        if op.pool_idle_timeout_ms > 300_000 {
+            self.err(format!("{p}.pool_idle_timeout_ms"), "must not exceed 300000");
         }
     }
 
@@ -683,5 +702,42 @@ mod si_tests {
         }
         assert!(problems(&EMBEDDED_ROUTING_TOML.replacen("mode = \"ciba\"", "mode = \"si\"", 1))
             .contains("operators[0].mode: unknown mode \"si\"; available: \"ciba\", \"mc_si\""));
+    }
+}
+
+#[cfg(test)]
+mod operator_fetch_tests {
+    use crate::config::{parse, ValidateOptions, EMBEDDED_ROUTING_TOML};
+    use std::path::Path;
+
+    fn problems(text: &str) -> String {
+        match parse(text, Path::new("."), ValidateOptions { check_environment: false }) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_fetch_lease_must_cover_three_operator_calls() {
+        let short = EMBEDDED_ROUTING_TOML.replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 8999");
+        let err = problems(&short);
+        assert!(
+            err.contains("ciba.operator_fetch_lease_ms: must be at least 3 x operators[0].call_timeout_ms (9000 ms)"),
+            "{err}"
+        );
+        let long = EMBEDDED_ROUTING_TOML.replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 600001");
+        assert!(problems(&long).contains("ciba.operator_fetch_lease_ms: must not exceed 600000"));
+        let exact = EMBEDDED_ROUTING_TOML.replace("operator_fetch_lease_ms = 10000", "operator_fetch_lease_ms = 9000");
+        assert_eq!(problems(&exact), "");
+    }
+
+    #[test]
+    fn pool_idle_timeout_is_bounded_and_defaults_below_node_keep_alive() {
+        let zero = EMBEDDED_ROUTING_TOML.replace("pool_idle_timeout_ms = 4000", "pool_idle_timeout_ms = 0");
+        assert!(problems(&zero).contains("operators[0].pool_idle_timeout_ms: must be > 0"));
+        let long = EMBEDDED_ROUTING_TOML.replace("pool_idle_timeout_ms = 4000", "pool_idle_timeout_ms = 300001");
+        assert!(problems(&long).contains("operators[0].pool_idle_timeout_ms: must not exceed 300000"));
+        let cfg = crate::config::parse_unvalidated(EMBEDDED_ROUTING_TOML).unwrap();
+        assert!(cfg.operators.iter().all(|o| o.pool_idle_timeout_ms == 4000), "default for operators without the key");
     }
 }

@@ -251,7 +251,10 @@ async fn step(gw: &Gateway, id: &str) -> Option<u64> {
     }
 }
 
-/// Stores the delivery record (and, for a delivered push, `consumed`), re-reading on conflict.
+/// Stores the delivery record, re-reading on conflict. A delivered push also moves `approved →
+/// consumed`; a push that gave up moves `approved → failed{delivery_failed}` (shared/protocol.md
+/// §7): the tokens were never received and a push client may not poll, so nothing can consume
+/// the approval any more.
 async fn write_record(
     gw: &Gateway,
     mut version: u64,
@@ -262,8 +265,12 @@ async fn write_record(
     for _ in 0..CAS_ATTEMPTS {
         let mut next = tx.clone();
         next.notification = Some(n.clone());
-        if mode == DeliveryMode::Push && n.delivered && next.state == TxState::Approved {
-            next.state = TxState::Consumed;
+        if mode == DeliveryMode::Push && next.state == TxState::Approved {
+            if n.delivered {
+                next.state = TxState::Consumed;
+            } else if n.gave_up {
+                next.state = TxState::Failed(super::FailReason::DeliveryFailed);
+            }
         }
         if progress::cas(gw, version, &tx, next).await?.is_some() {
             return Ok(());
@@ -300,6 +307,15 @@ mod tests {
         assert_eq!(d.pop_due(10), Ok("t2".into()));
         d.done("t2".into(), None, 10);
         assert_eq!(d.live(), 1, "a finished job frees its place");
+    }
+
+    #[test]
+    fn every_fail_reason_is_a_metric_label() {
+        use super::super::FailReason::*;
+        let all = [OperatorUnavailable, NotEnrolled, OperatorError, OperatorTokenInvalid, Cancelled, DeliveryFailed];
+        assert_eq!(all.map(|r| r.as_str()), super::super::FailReason::ALL_LABELS);
+        let json = serde_json::to_string(&TxState::Failed(DeliveryFailed)).unwrap();
+        assert_eq!(json, r#"{"state":"failed","reason":"delivery_failed"}"#);
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub enum FailReason {
     OperatorTokenInvalid,
     /// Transaction cancelled.
     Cancelled,
+    /// Approved, but the push delivery to the RP gave up: the tokens can never be received.
+    DeliveryFailed,
 }
 
 impl FailReason {
@@ -47,8 +49,18 @@ impl FailReason {
             Self::OperatorError => "operator_error",
             Self::OperatorTokenInvalid => "operator_token_invalid",
             Self::Cancelled => "cancelled",
+            Self::DeliveryFailed => "delivery_failed",
         }
     }
+    /// Every label value, for metrics.
+    pub const ALL_LABELS: [&'static str; 6] = [
+        "operator_unavailable",
+        "not_enrolled",
+        "operator_error",
+        "operator_token_invalid",
+        "cancelled",
+        "delivery_failed",
+    ];
 }
 
 /// Transaction state.
@@ -221,6 +233,11 @@ pub struct Transaction {
     /// keeps its own in [`redirect::RedirectFlow`]).
     #[serde(default)]
     pub nonce: Option<String>,
+    /// A fetch of the operator's result is in flight until this time, ms: set by whoever claims
+    /// the operator poll slot (RP poll, driver, operator ping), cleared when its answer is
+    /// applied. An operator hands a result out once, so nobody else fetches meanwhile.
+    #[serde(default)]
+    pub operator_fetch_until_ms: Option<u64>,
 }
 
 /// A bearer token the RP gave us for its notification endpoint: sent only there, never logged.
@@ -317,6 +334,11 @@ impl Transaction {
             operator_ref: Some(OperatorRef { auth_req_id: "op".into(), interval_s: 2, next_poll_at_ms: now + 2_000 }),
             ..Default::default()
         }
+    }
+
+    /// Whether a claimed operator fetch may still be running at `now_ms`.
+    pub fn operator_fetch_in_flight(&self, now_ms: u64) -> bool {
+        self.operator_fetch_until_ms.is_some_and(|until| now_ms < until)
     }
 
     /// When the store may forget this transaction, ms.

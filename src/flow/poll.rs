@@ -49,7 +49,7 @@ pub fn plan_poll(tx: &Transaction, now_ms: u64, slow_down_step_s: u64) -> PollPl
                     t.state = TxState::Expired;
                     PollPlan::Answer(t)
                 }
-                Some(op) if now_ms >= op.next_poll_at_ms => {
+                Some(op) if now_ms >= op.next_poll_at_ms && !tx.operator_fetch_in_flight(now_ms) => {
                     op.next_poll_at_ms = now_ms + op.interval_s * 1000;
                     PollPlan::AskOperator(t)
                 }

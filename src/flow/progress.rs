@@ -1,6 +1,8 @@
 //! The one step that moves a pending transaction forward with the operator's answer, shared by
 //! the RP's poll at `/token`, the background [`super::driver`] and operator callbacks: claim the
-//! operator poll slot, ask the operator, apply the answer with compare-and-set. Also the pure
+//! operator poll slot (and its fetch lease, [`with_fetch_lease`]), ask the operator, apply the
+//! answer with compare-and-set ([`ask_operator`]: a lost race re-applies it, since the operator
+//! hands a result out only once). Also the pure
 //! [`plan_advance`] the driver runs on its own (the RP's poll has [`super::poll::plan_poll`]),
 //! and the token issuance of an approved transaction (poll and push deliver the same tokens).
 
@@ -43,12 +45,15 @@ pub enum Step {
 
 /// Compare-and-set with the transition metric; `Some(new_version)` when applied.
 pub async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction) -> Result<Option<u64>, StoreError> {
-    let (from, to) = (old.state.as_str(), new.state.as_str());
+    let (from, to, new_state) = (old.state.as_str(), new.state.as_str(), new.state);
     let retain = new.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     match gw.store.compare_and_set(version, new, retain).await? {
         CasResult::Applied { version } => {
             if from != to {
                 gw.metrics.transition(Some(from), Some(to));
+                if let TxState::Failed(reason) = new_state {
+                    gw.metrics.failed(reason.as_str());
+                }
             }
             Ok(Some(version))
         }
@@ -72,14 +77,54 @@ pub async fn apply_answer(
     })
 }
 
+/// `claimed` (its operator poll slot planned at `now_ms`) with the fetch lease taken: until it
+/// ends (or the answer is applied) no other poll, driver step or operator ping fetches.
+pub fn with_fetch_lease(gw: &Gateway, mut claimed: Transaction, now_ms: u64) -> Transaction {
+    claimed.operator_fetch_until_ms = Some(now_ms.saturating_add(gw.ciba.operator_fetch_lease_ms));
+    claimed
+}
+
 /// Asks the operator about `claimed` (already written at `claimed_version` with its operator
-/// poll slot taken) and applies the answer.
+/// poll slot and fetch lease taken, [`with_fetch_lease`]) and applies the answer.
 pub async fn ask_operator(gw: &Gateway, claimed_version: u64, claimed: &Transaction) -> Result<Step, ProgressError> {
     let (Some(operator), Some(op_ref)) = (gw.operator(&claimed.operator), claimed.operator_ref.as_ref()) else {
         return Err(ProgressError::UnknownOperator);
     };
     let answer = operator.poll(op_ref).await;
-    Ok(apply_answer(gw, claimed_version, claimed, &answer).await?)
+    Ok(settle_fetch(gw, claimed_version, claimed.clone(), &answer).await?)
+}
+
+/// Applies the answer of a claimed fetch and releases its lease. The operator hands a result
+/// out once, so a lost compare-and-set (an RP's `slow_down` write, a callback) must not drop
+/// it: re-read and apply again while the transaction is still pending for the same operator
+/// transaction. `Conflict` only when someone else ended it meanwhile.
+async fn settle_fetch(
+    gw: &Gateway,
+    mut version: u64,
+    mut tx: Transaction,
+    answer: &OperatorAnswer,
+) -> Result<Step, StoreError> {
+    let lease = tx.operator_fetch_until_ms;
+    let op_id = tx.operator_ref.as_ref().map(|o| o.auth_req_id.clone());
+    for _ in 0..CAS_ATTEMPTS {
+        let (next, changed) = match apply_operator_answer(&tx, answer, gw.clock.now_ms(), tx.acr_floor) {
+            Some(moved) => (moved, true),
+            // Still pending: only the lease to release (if it is still ours).
+            None if lease.is_some() && tx.operator_fetch_until_ms == lease => (tx.clone(), false),
+            None => return Ok(Step::Unchanged),
+        };
+        let next = Transaction { operator_fetch_until_ms: None, ..next };
+        if let Some(v) = cas(gw, version, &tx, next.clone()).await? {
+            return Ok(if changed { Step::Applied { version: v, tx: Box::new(next) } } else { Step::Unchanged });
+        }
+        let Some(current) = gw.store.get(&tx.id).await? else { return Ok(Step::Conflict) };
+        let same_operator_tx = current.value.operator_ref.as_ref().map(|o| &o.auth_req_id) == op_id.as_ref();
+        if !current.value.state.is_pending() || !same_operator_tx {
+            return Ok(Step::Conflict);
+        }
+        (tx, version) = (current.value, current.version);
+    }
+    Ok(Step::Conflict)
 }
 
 /// What the driver does with a transaction now.
@@ -111,6 +156,9 @@ pub fn plan_advance(tx: &Transaction, now_ms: u64) -> AdvancePlan {
             // The push may have been delivered but we never learnt its id: it times out.
             None if now_ms >= tx.push_deadline_ms => expire(),
             None => AdvancePlan::Wait(tx.push_deadline_ms.min(tx.expires_at_ms)),
+            Some(_) if tx.operator_fetch_in_flight(now_ms) => {
+                AdvancePlan::Wait(tx.operator_fetch_until_ms.unwrap_or(now_ms).min(tx.expires_at_ms))
+            }
             Some(op) if now_ms >= op.next_poll_at_ms => {
                 let mut t = tx.clone();
                 if let Some(o) = &mut t.operator_ref {
@@ -136,6 +184,7 @@ pub async fn advance(gw: &Gateway, id: &str) -> Result<Option<(Versioned<Transac
                 cas(gw, version, tx, next).await?;
             }
             AdvancePlan::AskOperator(next) => {
+                let next = with_fetch_lease(gw, next, gw.clock.now_ms());
                 if let Some(claimed) = cas(gw, version, tx, next.clone()).await? {
                     ask_operator(gw, claimed, &next).await?;
                 }
@@ -193,6 +242,16 @@ mod tests {
         t.state = TxState::Approved;
         assert_eq!(plan_advance(&t, 1_000), AdvancePlan::Settled);
         assert!(matches!(plan_advance(&t, 300_000), AdvancePlan::Expire(_)), "uncollected approval expires");
+    }
+
+    #[test]
+    fn a_fetch_in_flight_holds_the_operator_slot_until_its_lease_ends() {
+        let mut t = Transaction::sample("id", 0);
+        t.operator_fetch_until_ms = Some(12_000);
+        assert_eq!(plan_advance(&t, 2_000), AdvancePlan::Wait(12_000), "slot due, but a fetch is running");
+        assert!(matches!(plan_advance(&t, 12_000), AdvancePlan::AskOperator(_)), "a stale lease expires");
+        assert!(matches!(crate::flow::poll::plan_poll(&t, 5_000, 5), crate::flow::poll::PollPlan::Answer(_)));
+        assert!(matches!(crate::flow::poll::plan_poll(&t, 12_000, 5), crate::flow::poll::PollPlan::AskOperator(_)));
     }
 
     #[test]

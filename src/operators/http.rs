@@ -2,13 +2,22 @@
 //! client over rustls, certificates always verified, an operator-specific CA bundle allowed),
 //! and [`call`], which bounds a whole exchange by a timeout and classifies failures by whether
 //! the request can have reached the operator.
+//!
+//! Stale keep-alive connections: idle pooled connections are dropped after the per-operator
+//! `pool_idle_timeout_ms` (default 4 s, below Node's 5 s server keep-alive), so we rarely write
+//! on a connection the peer is closing. Two retries need no care from callers, since nothing
+//! was written: hyper-util's `retry_canceled_requests` (its default, set explicitly here) moves a
+//! request to another connection when the reused pooled one it was given turns out closed before
+//! any byte was written; and [`call`] retries ONCE a failed connection attempt (`is_connect`:
+//! refused, reset or TLS failure before the request). A connection that breaks after the
+//! request was written is never retried (`Broken`: the operator may have acted on it).
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +31,15 @@ pub const MAX_OPERATOR_BODY: usize = 256 * 1024;
 /// HTTPS-or-HTTP connector with verified certificates.
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// A pooled client over `connector` (its own, empty pool).
-pub fn client_from(connector: Connector) -> HttpClient {
+/// A pooled client over `connector` (its own, empty pool); idle connections are dropped after
+/// `pool_idle_timeout`.
+pub fn client_from(connector: Connector, pool_idle_timeout: Duration) -> HttpClient {
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(pool_idle_timeout)
         .pool_max_idle_per_host(1024)
+        // Relied on (hyper-util's default): an unwritten request on a dead reused connection moves on.
+        .retry_canceled_requests(true)
         .build(connector)
 }
 
@@ -36,6 +49,7 @@ pub fn client_from(connector: Connector) -> HttpClient {
 pub struct PerThreadClient {
     id: u64,
     connector: Connector,
+    pool_idle_timeout: Duration,
 }
 
 impl PerThreadClient {
@@ -44,12 +58,22 @@ impl PerThreadClient {
     pub fn new(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<Self, String> {
         static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Self { id, connector: build_connector(connect_timeout, extra_ca)? })
+        Ok(Self {
+            id,
+            connector: build_connector(connect_timeout, extra_ca)?,
+            pool_idle_timeout: Duration::from_millis(crate::config::model::DEFAULT_POOL_IDLE_TIMEOUT_MS),
+        })
+    }
+
+    /// The same family with idle pooled connections dropped after `timeout` (set before use).
+    pub fn with_pool_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.pool_idle_timeout = timeout;
+        self
     }
 
     /// A client with a pool of its own, on whichever thread uses it (rare calls: metadata, JWKS).
     pub fn shared(&self) -> HttpClient {
-        client_from(self.connector.clone())
+        client_from(self.connector.clone(), self.pool_idle_timeout)
     }
 
     /// This thread's client.
@@ -62,7 +86,7 @@ impl PerThreadClient {
             if let Some((_, c)) = clients.iter().find(|(id, _)| *id == self.id) {
                 return c.clone();
             }
-            let c = client_from(self.connector.clone());
+            let c = client_from(self.connector.clone(), self.pool_idle_timeout);
             clients.push((self.id, c.clone()));
             c
         })
@@ -143,7 +167,13 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<OperatorResponse, CallError> {
     let exchange = async {
-        let resp = client.request(req).await.map_err(|e| {
+        // A failed connection attempt wrote nothing: one more attempt on a fresh connection.
+        let again = copy_request(&req);
+        let resp = match client.request(req).await {
+            Err(e) if e.is_connect() => client.request(again).await,
+            r => r,
+        }
+        .map_err(|e| {
             if e.is_connect() {
                 CallError::Connect(error_chain(&e))
             } else {
@@ -168,6 +198,16 @@ pub async fn call(
         Ok(r) => r,
         Err(_) => Err(CallError::Timeout(timeout.as_millis() as u64)),
     }
+}
+
+/// Method, URI, version, headers and body of `req` (extensions are not used here).
+fn copy_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
+    let mut copy = Request::new(req.body().clone());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    copy
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

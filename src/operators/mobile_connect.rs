@@ -97,7 +97,9 @@ impl MobileConnectCiba {
         let err = |message: String| AdapterError { operator: cfg.id.clone(), message };
         let ca = cfg.tls_ca_file.as_ref().map(|p| base_dir.join(p));
         let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
-        let clients = PerThreadClient::new(connect_timeout, ca.as_deref()).map_err(err)?;
+        let clients = PerThreadClient::new(connect_timeout, ca.as_deref())
+            .map_err(err)?
+            .with_pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms));
         let algorithms = cfg
             .id_token_algs
             .iter()

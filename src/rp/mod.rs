@@ -285,7 +285,7 @@ async fn dispatch(
         }
         (Route::Authorize, &Method::GET) => authorize::get(gw, query(&req), log).await,
         (Route::Callback, &Method::GET) => callback::handle(gw, query(&req), log).await,
-        (Route::Userinfo, &Method::GET | &Method::POST) => userinfo::handle(gw, req.headers(), log),
+        (Route::Userinfo, &Method::GET | &Method::POST) => userinfo::handle(gw, req.headers(), log).await,
         (Route::SiAuthorize, &Method::GET) => {
             si_authorize::handle(gw, req.headers(), &Params::parse(query(&req))?, log).await
         }

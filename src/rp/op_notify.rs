@@ -2,14 +2,17 @@
 //! the `client_notification_token` we gave the operator for one transaction, `<id>.<secret>`:
 //! the id finds the transaction without a secondary index, the secret is checked in constant
 //! time against the stored hash. The body ([`crate::operators::callback::parse`]) must name the
-//! operator's own `auth_req_id` for that transaction; the answer it carries (a ping fetches it)
-//! is applied with compare-and-set, so a duplicate callback changes nothing and answers 204.
-//! When the transaction ends, the driver is told to notify a ping/push RP at once.
+//! operator's own `auth_req_id` for that transaction; the answer it carries is applied with
+//! compare-and-set, so a duplicate callback changes nothing and answers 204. A ping means "fetch
+//! the result": like an RP poll or the driver, it first claims the operator poll slot and fetch
+//! lease by compare-and-set (the operator hands the result out once); while another fetch holds
+//! the lease, that fetch (or the next scheduled one) reads the result and the ping just answers
+//! 204. When the transaction ends, the driver is told to notify a ping/push RP at once.
 
 use super::error::RpError;
 use super::RequestLog;
 use crate::app::Gateway;
-use crate::flow::progress::{self, Step, CAS_ATTEMPTS};
+use crate::flow::progress::{self, ProgressError, Step, CAS_ATTEMPTS};
 use crate::flow::DeliveryMode;
 use crate::operators::callback;
 use bytes::Bytes;
@@ -57,8 +60,30 @@ pub async fn handle(
         if !tx.state.is_pending() {
             return Ok(no_content()); // a duplicate: the first callback (or a poll) already decided
         }
-        let answer = operator.callback_answer(op_ref, expected, &cb).await;
-        match progress::apply_answer(gw, current.version, tx, &answer).await.map_err(unavailable)? {
+        let step = if let callback::OperatorCallback::Ping { .. } = cb {
+            let now = gw.clock.now_ms();
+            if tx.operator_fetch_in_flight(now) {
+                return Ok(no_content()); // a fetch is running: it (or the next one) reads the result
+            }
+            let mut claimed = tx.clone();
+            if let Some(op) = &mut claimed.operator_ref {
+                op.next_poll_at_ms = now + op.interval_s.max(1) * 1000;
+            }
+            let claimed = progress::with_fetch_lease(gw, claimed, now);
+            let Some(version) = progress::cas(gw, current.version, tx, claimed.clone()).await.map_err(unavailable)?
+            else {
+                continue;
+            };
+            match progress::ask_operator(gw, version, &claimed).await {
+                Ok(step) => step,
+                Err(ProgressError::Store(e)) => return Err(unavailable(e)),
+                Err(e @ ProgressError::UnknownOperator) => return Err(RpError::Internal(e.to_string())),
+            }
+        } else {
+            let answer = operator.callback_answer(op_ref, expected, &cb).await;
+            progress::apply_answer(gw, current.version, tx, &answer).await.map_err(unavailable)?
+        };
+        match step {
             Step::Unchanged => return Ok(no_content()),
             Step::Applied { tx: moved, .. } => {
                 let mode = gw.clients.get(&moved.client_id).map_or(DeliveryMode::Poll, |c| {

@@ -76,6 +76,7 @@ pub async fn handle(
                 }
             }
             PollPlan::AskOperator(next) => {
+                let next = progress::with_fetch_lease(gw, next, now);
                 let Some(claimed) = cas(gw, version, &tx, next.clone()).await? else {
                     continue;
                 };

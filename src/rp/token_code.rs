@@ -3,7 +3,8 @@
 //! the store before anything else, so a failed attempt burns it), bound to its client, its
 //! exact `redirect_uri` and its PKCE S256 challenge — and the transaction's compare-and-set
 //! `approved → consumed`. Tokens carry the RP's nonce, `auth_time`, the operator's acr/amr and
-//! the pairwise subject; any mismatch is `invalid_grant`.
+//! the pairwise subject; any mismatch is `invalid_grant`. A replayed code also revokes the access
+//! token issued from it ([`crate::tokens::revocation`], S-26).
 
 use super::callback::code_key;
 use super::error::{json_response, RpError};
@@ -15,6 +16,7 @@ use crate::flow::TxState;
 use crate::msisdn::Msisdn;
 use crate::store::{CasResult, Versioned};
 use crate::tokens::id_token::Approval;
+use crate::tokens::revocation;
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
@@ -38,7 +40,14 @@ pub async fn handle(
     let code = form.require("code")?;
     let redirect_uri = form.require("redirect_uri")?;
     let bad = RpError::InvalidGrant("the code is unknown, expired, already used or not yours");
-    let tx_id = gw.store.take(&code_key(code)).await.map_err(unavailable)?.ok_or(bad.clone())?;
+    let key = code_key(code);
+    let Some(tx_id) = gw.store.take(&key).await.map_err(unavailable)? else {
+        // S-26: a replayed code revokes the access token issued from it.
+        if revocation::revoke_on_replay(&*gw.store, &key).await.map_err(unavailable)? {
+            tracing::warn!(client = %client.client_id, "authorization code replayed: its access token is revoked");
+        }
+        return Err(bad);
+    };
     let Versioned { value: tx, version } = gw.store.get(&tx_id).await.map_err(unavailable)?.ok_or(bad.clone())?;
     log.operator = Some(tx.operator.clone());
     let flow = tx.redirect.as_ref().ok_or(bad.clone())?;
@@ -77,7 +86,13 @@ pub async fn handle(
         auth_req_id: None,
         scope: &tx.scope,
     };
-    let tokens = gw.tokens.issue(&approval, gw.clock.now_s()).map_err(|e| RpError::Internal(e.to_string()))?;
+    let now_s = gw.clock.now_s();
+    let tokens = gw.tokens.issue(&approval, now_s).map_err(|e| RpError::Internal(e.to_string()))?;
+    let exp_ms = (now_s + tokens.expires_in) * 1000;
+    if let Err(e) = revocation::remember_redemption(&*gw.store, &key, &tokens.jti, exp_ms).await {
+        // The tokens are issued (the transaction is consumed): a replay then cannot revoke them.
+        tracing::warn!(error = %e, "could not record the code redemption for replay revocation");
+    }
     Ok(json_response(StatusCode::OK, serde_json::to_vec(&tokens).unwrap_or_default()))
 }
 

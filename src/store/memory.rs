@@ -135,6 +135,12 @@ impl Store for MemoryStore {
         Ok(shard.values.remove(key).filter(|(_, until)| *until > now).map(|(v, _)| v))
     }
 
+    async fn get_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now_ms();
+        let shard = self.shard(key).lock();
+        Ok(shard.values.get(key).filter(|(_, until)| *until > now).map(|(v, _)| v.clone()))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }

@@ -69,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
     /// Removes and returns the live value under `key`: at most one caller ever gets it
     /// (single-use codes).
     async fn take(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Reads the live value under `key` without changing it (revocation records).
+    async fn get_value(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Drops entries past their retention; returns the state labels of dropped transactions.

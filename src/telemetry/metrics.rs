@@ -129,6 +129,8 @@ pub struct Metrics {
     pub transactions_started: IntCounterVec,
     /// Ping/push delivery attempts to RPs, by mode and outcome.
     pub notifications: IntCounterVec,
+    /// Transactions that ended `failed`, by reason ([`crate::flow::FailReason::ALL_LABELS`]).
+    pub failures: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -183,6 +185,14 @@ impl Metrics {
                 let _ = notifications.with_label_values(&[m, o]);
             }
         }
+        let failures = IntCounterVec::new(
+            Opts::new("mcgate_transaction_failures_total", "Transactions that ended failed, by reason"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(failures.clone()))?;
+        for r in crate::flow::FailReason::ALL_LABELS {
+            let _ = failures.with_label_values(&[r]);
+        }
         let build = IntGauge::with_opts(
             Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
@@ -217,6 +227,7 @@ impl Metrics {
             transactions,
             transactions_started,
             notifications,
+            failures,
         })
     }
 
@@ -236,6 +247,13 @@ impl Metrics {
         }
         if let Some(h) = self.request_seconds.get(&endpoint) {
             h.observe(seconds);
+        }
+    }
+
+    /// A transaction ended `failed` for `reason` (a [`crate::flow::FailReason`] label).
+    pub fn failed(&self, reason: &str) {
+        if crate::flow::FailReason::ALL_LABELS.contains(&reason) {
+            self.failures.with_label_values(&[reason]).inc();
         }
     }
 

@@ -53,6 +53,9 @@ pub struct IssuedTokens {
     pub expires_in: u64,
     /// Signed ID token.
     pub id_token: String,
+    /// The access token's `jti` (never sent: names it in revocation records).
+    #[serde(skip)]
+    pub jti: String,
 }
 
 /// Facts about one approved authentication.
@@ -112,6 +115,7 @@ impl TokenIssuer {
             acr: approval.acr.to_owned(),
         };
         let access_token = super::access_token::sign(&self.keys, &at_claims)?;
+        let jti = at_claims.jti;
         let claims = IdTokenClaims {
             iss: &self.issuer,
             aud: approval.client_id,
@@ -132,7 +136,7 @@ impl TokenIssuer {
             .signer(alg)
             .ok_or_else(|| KeyError::Invalid(format!("no signing key for {alg:?} (client {})", approval.client_id)))?;
         let id_token = key.sign(&claims)?;
-        Ok(IssuedTokens { access_token, token_type: "Bearer", expires_in: self.access_token_ttl_s, id_token })
+        Ok(IssuedTokens { access_token, token_type: "Bearer", expires_in: self.access_token_ttl_s, id_token, jti })
     }
 }
 

@@ -6,6 +6,7 @@ pub mod access_token;
 pub mod id_token;
 pub mod keys;
 pub mod pairwise;
+pub mod revocation;
 pub mod subscriber_id;
 
 pub use id_token::{IdTokenClaims, TokenIssuer};

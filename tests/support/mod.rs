@@ -20,12 +20,22 @@ pub async fn start_demo_with(edit: impl FnOnce(String) -> String) -> Demo {
 /// As [`start_demo_with`], leaving the operators in `keep` as the edited configuration has them
 /// (no simulator replaces their issuer): for tests against an external operator OP.
 pub async fn start_demo_keeping(keep: &[&str], edit: impl FnOnce(String) -> String) -> Demo {
+    start_demo_tuned(keep, edit, |_| {}).await
+}
+
+/// As [`start_demo_keeping`], with a last edit of the demo options (e.g. the simulated person's
+/// `approve_after`).
+pub async fn start_demo_tuned(
+    keep: &[&str],
+    edit: impl FnOnce(String) -> String,
+    tune: impl FnOnce(&mut DemoOptions),
+) -> Demo {
     let text = mcgate::config::EMBEDDED_ROUTING_TOML
         .replace("interval_s = 5", "interval_s = 1")
         .replace("slow_down_step_s = 5", "slow_down_step_s = 1")
         .replace("call_timeout_ms = 3000", "call_timeout_ms = 1000")
         .replace("level = \"info\"", "level = \"warn\"");
-    let opts = DemoOptions {
+    let mut opts = DemoOptions {
         listen: "127.0.0.1:0".parse().unwrap(),
         plain_listen: Some("127.0.0.1:0".parse().unwrap()),
         admin_listen: "127.0.0.1:0".parse().unwrap(),
@@ -35,6 +45,7 @@ pub async fn start_demo_keeping(keep: &[&str], edit: impl FnOnce(String) -> Stri
         sim_interval_s: 1,
         keep_operators: keep.iter().map(|k| k.to_string()).collect(),
     };
+    tune(&mut opts);
     mcgate::demo::start(opts).await.expect("demo starts")
 }
 
