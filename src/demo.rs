@@ -404,11 +404,12 @@ pub fn instructions(demo: &Demo, ca: &Path, jwt_key: &Path) -> String {
 fn si_instructions(s: &mut String, demo: &Demo, jwt_key: &Path, msisdn: &str) {
     use std::fmt::Write;
     let (url, si, sink) = (&demo.public_url, &demo.si_client_id, demo.rp_sink.url());
+    let mcgate = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "mcgate".into());
     let _ = writeln!(s, "  Mobile Connect server-initiated: client_id {si} signs its request with the key above;");
     let _ = writeln!(s, "  mc_si_async_code results go to {sink}/{si} (Bearer = its client_notification_token):\n");
     let claims = |rt: &str| {
         format!(
-            "mcgate request-object --key {} --client-id {si} --aud {url} --claim client_id={si} \\\n      --claim response_type={rt} --claim 'scope=openid mc_authn' --claim version=mc_si_r2_v1.0 \\\n      --claim nonce=n-$RANDOM --claim login_hint=MSISDN:{msisdn} --claim acr_values=2",
+            "{mcgate} request-object --key {} --client-id {si} --aud {url} --claim client_id={si} \\\n      --claim response_type={rt} --claim 'scope=openid mc_authn' --claim version=mc_si_r2_v1.0 \\\n      --claim nonce=n-$RANDOM --claim login_hint=MSISDN:{msisdn} --claim acr_values=2",
             jwt_key.display()
         )
     };

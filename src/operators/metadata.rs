@@ -114,8 +114,8 @@ impl MetadataCache {
         &self.issuer
     }
 
-    /// Endpoints without any fetch, when every one of them is pinned (the decoupled one: CIBA's
-    /// backchannel or MC-SI's, whichever is pinned).
+    /// Endpoints without any fetch, when `routing.toml` pins the decoupled one (CIBA's
+    /// backchannel or MC-SI's), the token endpoint and the JWKS.
     fn all_pinned(&self) -> Option<Endpoints> {
         let p = &self.pinned;
         let parse = |u: &Option<String>| u.as_deref().and_then(|u| u.parse::<Uri>().ok());
@@ -128,7 +128,9 @@ impl MetadataCache {
             si_authorization,
             token: p.token.as_deref()?.parse().ok()?,
             jwks: p.jwks.as_deref()?.parse().ok()?,
-            authorization: Some(p.authorization.as_deref()?.parse().ok()?),
+            // Pinning the CIBA/SI endpoints is enough; the redirect hop is then only offered
+            // when its endpoint is pinned too.
+            authorization: parse(&p.authorization),
         })
     }
 
