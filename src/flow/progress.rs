@@ -197,7 +197,7 @@ pub async fn advance(gw: &Gateway, id: &str) -> Result<Option<(Versioned<Transac
 
 /// Issues the tokens of an approved transaction; `with_auth_req_id` adds the CIBA
 /// `urn:openid:params:jwt:claim:auth_req_id` claim (push and MC-SI async deliveries). The ID
-/// token carries the RP's `nonce` when the request sent one (MC server-initiated).
+/// token carries the RP's `nonce` when the request sent one (MC server-initiated, redirect flow).
 pub fn issue_tokens(gw: &Gateway, tx: &Transaction, with_auth_req_id: bool) -> Result<IssuedTokens, String> {
     let result = tx.result.as_ref().ok_or("approved without a result")?;
     let client = gw.clients.get(&tx.client_id).ok_or("client vanished")?;
@@ -209,7 +209,7 @@ pub fn issue_tokens(gw: &Gateway, tx: &Transaction, with_auth_req_id: bool) -> R
         auth_time: result.auth_time,
         acr: &result.acr,
         amr: &result.amr,
-        nonce: tx.nonce.as_deref(),
+        nonce: tx.nonce.as_deref().or(tx.redirect.as_ref().map(|f| f.nonce.as_str())),
         auth_req_id: with_auth_req_id.then_some(tx.id.as_str()),
         scope: &tx.scope,
     };

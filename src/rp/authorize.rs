@@ -237,20 +237,7 @@ async fn to_operator(
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
     log.msisdn = Some(msisdn);
-    let route =
-        gw.directory.route(&msisdn).ok_or_else(|| RpError::UnknownUserId("no operator serves this number".into()))?;
-    log.route_source = Some(route.source.as_str());
-    if !client.allowed_operators.is_empty() && !client.allowed_operators.contains(&route.operator) {
-        return Err(RpError::UnknownUserId("no operator available to this client serves this number".into()));
-    }
-    let operator = gw
-        .operators
-        .get(route.operator.0 as usize)
-        .ok_or_else(|| RpError::Internal("route names a missing operator".into()))?;
-    log.operator = Some(operator.id().to_owned());
-    if !operator.push_capable() {
-        return Err(RpError::AccessDenied("the person's operator offers no Mobile Connect authentication".into()));
-    }
+    let (route, operator) = super::bc_authorize::operator_for(gw, client, &msisdn, log)?;
     let flow = tx.redirect.as_mut().ok_or_else(|| RpError::Internal("redirect transaction without a flow".into()))?;
     flow.op_state = crate::clock::random_token(32);
     flow.op_nonce = crate::clock::random_token(32);

@@ -161,20 +161,7 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
 
     let msisdn = login_hint::resolve(gw, &client.client_id, form.require("login_hint")?)?;
     log.msisdn = Some(msisdn);
-    let route =
-        gw.directory.route(&msisdn).ok_or_else(|| RpError::UnknownUserId("no operator serves this number".into()))?;
-    log.route_source = Some(route.source.as_str());
-    if !client.allowed_operators.is_empty() && !client.allowed_operators.contains(&route.operator) {
-        return Err(RpError::UnknownUserId("no operator available to this client serves this number".into()));
-    }
-    let operator = gw
-        .operators
-        .get(route.operator.0 as usize)
-        .ok_or_else(|| RpError::Internal("route names a missing operator".into()))?;
-    log.operator = Some(operator.id().to_owned());
-    if !operator.push_capable() {
-        return Err(RpError::AccessDenied("the person's operator offers no Mobile Connect authentication".into()));
-    }
+    let (route, operator) = operator_for(gw, client, &msisdn, log)?;
 
     // Ping/push clients are followed by the driver: reserve its place before any push is sent.
     let admission = match notification_token {
@@ -338,6 +325,31 @@ fn request_params(
         }
     }
     Ok(params)
+}
+
+/// The person's operator for `client`: routed by the directory (ported numbers, then the longest
+/// prefix), allowed for this client, and offering Mobile Connect (shared/protocol.md §5, §6).
+pub(crate) fn operator_for<'g>(
+    gw: &'g Gateway,
+    client: &RegisteredClient,
+    msisdn: &crate::msisdn::Msisdn,
+    log: &mut RequestLog,
+) -> Result<(crate::discovery::Route, &'g std::sync::Arc<dyn crate::operators::OperatorBackend>), RpError> {
+    let route =
+        gw.directory.route(msisdn).ok_or_else(|| RpError::UnknownUserId("no operator serves this number".into()))?;
+    log.route_source = Some(route.source.as_str());
+    if !client.allowed_operators.is_empty() && !client.allowed_operators.contains(&route.operator) {
+        return Err(RpError::UnknownUserId("no operator available to this client serves this number".into()));
+    }
+    let operator = gw
+        .operators
+        .get(route.operator.0 as usize)
+        .ok_or_else(|| RpError::Internal("route names a missing operator".into()))?;
+    log.operator = Some(operator.id().to_owned());
+    if !operator.push_capable() {
+        return Err(RpError::AccessDenied("the person's operator offers no Mobile Connect authentication".into()));
+    }
+    Ok((route, operator))
 }
 
 /// The lowest acceptable acr: the lowest requested value, raised to the client's minimum.

@@ -13,9 +13,7 @@ use super::RequestLog;
 use crate::app::Gateway;
 use crate::flow::redirect::pkce_ok;
 use crate::flow::TxState;
-use crate::msisdn::Msisdn;
 use crate::store::{CasResult, Versioned};
-use crate::tokens::id_token::Approval;
 use crate::tokens::revocation;
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
@@ -73,21 +71,8 @@ pub async fn handle(
         CasResult::Applied { .. } => gw.metrics.transition(Some("approved"), Some("consumed")),
         CasResult::Conflict { .. } => return Err(bad),
     }
-    let result = tx.result.as_ref().ok_or_else(|| RpError::Internal("approved without a result".into()))?;
-    let msisdn = Msisdn::from_digits(tx.msisdn).map_err(|_| RpError::Internal("stored MSISDN invalid".into()))?;
-    let sub = gw.pairwise.subject(&client.sector, &msisdn);
-    let approval = Approval {
-        client_id: &tx.client_id,
-        sub: &sub,
-        auth_time: result.auth_time,
-        acr: &result.acr,
-        amr: &result.amr,
-        nonce: Some(&flow.nonce),
-        auth_req_id: None,
-        scope: &tx.scope,
-    };
     let now_s = gw.clock.now_s();
-    let tokens = gw.tokens.issue(&approval, now_s).map_err(|e| RpError::Internal(e.to_string()))?;
+    let tokens = crate::flow::progress::issue_tokens(gw, &tx, false).map_err(RpError::Internal)?;
     let exp_ms = (now_s + tokens.expires_in) * 1000;
     if let Err(e) = revocation::remember_redemption(&*gw.store, &key, &tokens.jti, exp_ms).await {
         // The tokens are issued (the transaction is consumed): a replay then cannot revoke them.
