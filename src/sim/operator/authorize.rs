@@ -170,18 +170,5 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response<Full<Bytes>> {
     r
 }
 
-/// HTML-escapes text for an element or a quoted attribute.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// HTML-escaping is the same as the gateway's pages'.
+use crate::rp::html::escape;
