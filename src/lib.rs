@@ -19,6 +19,7 @@
 //! - [`telemetry`]: Prometheus metrics and JSON logs.
 //! - [`server`]: listeners, TLS, per-request plumbing, admin endpoints, graceful shutdown.
 //! - [`sim`]: the operator simulator used by `demo`, tests and benches.
+//! - [`sms`]: the SMS fallback channel: transports, codes and links, message text, limits.
 //! - [`demo`]: the embedded-defaults gateway with three simulated operators.
 //! - [`app`]: wiring: builds the shared [`app::Gateway`] from a validated config.
 #![forbid(unsafe_code)]
@@ -35,6 +36,7 @@ pub mod operators;
 pub mod rp;
 pub mod server;
 pub mod sim;
+pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod tokens;
