@@ -1,4 +1,5 @@
-//! Structured logs through `tracing`: one JSON object per line on stderr (or human text), with
+//! Structured logs through `tracing`: one JSON object per line on stderr (format in
+//! [`super::json_lines`]), or human text, with
 //! the level from `routing.toml` unless `RUST_LOG` says otherwise. Callers log masked MSISDNs
 //! only (`Msisdn`'s `Display` masks) and never a secret, code or token.
 //!
@@ -95,7 +96,7 @@ pub fn init(level: &str, format: &str) -> LogGuard {
     let installed = if format == "text" {
         builder.try_init()
     } else {
-        builder.json().flatten_event(true).with_current_span(false).try_init()
+        builder.event_format(super::json_lines::JsonLines).try_init()
     };
     if installed.is_err() {
         return LogGuard { shared: None, flusher: None };

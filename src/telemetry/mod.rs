@@ -2,6 +2,7 @@
 //! Labels come only from closed sets (endpoint, outcome, operator id, state, error kind): never
 //! an MSISDN, a token or a secret.
 
+pub mod json_lines;
 pub mod logging;
 pub mod metrics;
 
