@@ -586,7 +586,10 @@ impl Validator {
             }
             for (j, cc) in c.sms_countries.iter().enumerate() {
                 if !valid_digits(cc, 3) {
-                    self.err(format!("{p}.sms_countries[{j}]"), "must be a country calling code: 1-3 digits, no '+', not 0");
+                    self.err(
+                        format!("{p}.sms_countries[{j}]"),
+                        "must be a country calling code: 1-3 digits, no '+', not 0",
+                    );
                 }
             }
             if c.sms_fallback && c.sms_countries.is_empty() {
@@ -628,7 +631,10 @@ impl Validator {
         }
         for (j, pre) in l.refused_prefixes.iter().enumerate() {
             if !valid_digits(pre, 15) {
-                self.err(format!("sms_limits.refused_prefixes[{j}]"), "must be 1-15 digits of an E.164 prefix, no '+', not 0");
+                self.err(
+                    format!("sms_limits.refused_prefixes[{j}]"),
+                    "must be 1-15 digits of an E.164 prefix, no '+', not 0",
+                );
             }
         }
     }

@@ -380,11 +380,8 @@ fn answer_without_sms(class: SignalClass, phase: Phase) -> RpAnswer {
 
 /// The fallback decision (pure; see the module doc for the calling sequence).
 pub fn decide(i: &FallbackInput) -> Decision {
-    let fail = |class: Option<SignalClass>, no_sms: Option<NoSms>, answer: RpAnswer| Decision::Fail {
-        class,
-        no_sms,
-        answer,
-    };
+    let fail =
+        |class: Option<SignalClass>, no_sms: Option<NoSms>, answer: RpAnswer| Decision::Fail { class, no_sms, answer };
     if i.signal == Some(SignalClass::Rp) {
         return fail(Some(SignalClass::Rp), None, answer_without_sms(SignalClass::Rp, i.phase));
     }

@@ -100,8 +100,11 @@ impl SimSwapClient {
             .map_err(err)?
             .with_pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms));
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let basic = base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", enc(&cfg.client_id), enc(secret.expose())));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            enc(&cfg.client_id),
+            enc(secret.expose())
+        ));
         let mut authorization = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|e| err(e.to_string()))?;
         authorization.set_sensitive(true);
         Ok(Self { operator: cfg.id.clone(), url, authorization, timeout, clients })

@@ -168,7 +168,8 @@ impl<C: Clock + Clone> SmsLimits<C> {
             let q = quota(n.max(1), period).unwrap_or_else(|| Quota::per_hour(NonZeroU32::MIN));
             RateLimiter::dashmap_with_clock(q, clock.clone())
         };
-        let direct = |n: u32, period: Duration| quota(n, period).map(|q| RateLimiter::direct_with_clock(q, clock.clone()));
+        let direct =
+            |n: u32, period: Duration| quota(n, period).map(|q| RateLimiter::direct_with_clock(q, clock.clone()));
         let gap = Duration::from_secs(u64::from(cfg.msisdn_min_interval_s.max(1)));
         let clients = clients
             .iter()

@@ -207,10 +207,7 @@ fn sms_preconditions_gate_in_order_and_unknown_ones_leave_sms_eligible() {
         answer(with(SmsPreconditions { limits: Some(LimitGate::NumberRefused), ..SMS_OK })),
         Some(failed(FailReason::NotEnrolled))
     );
-    assert_eq!(
-        answer(with(SmsPreconditions { mobile_range: false, ..SMS_OK })),
-        Some(failed(FailReason::NotEnrolled))
-    );
+    assert_eq!(answer(with(SmsPreconditions { mobile_range: false, ..SMS_OK })), Some(failed(FailReason::NotEnrolled)));
 }
 
 #[test]
@@ -241,10 +238,7 @@ fn adapter_classifications_map_to_classes() {
     assert_eq!(SignalClass::from_answer(&OperatorAnswer::Denied), Some(C::Denied));
     assert_eq!(SignalClass::from_answer(&OperatorAnswer::Expired), Some(C::PushTimeout));
     assert_eq!(SignalClass::from_answer(&OperatorAnswer::Pending { slow_down: false }), None);
-    assert_eq!(
-        SignalClass::from_answer(&OperatorAnswer::Failed(FailReason::OperatorTokenInvalid)),
-        Some(C::Forged)
-    );
+    assert_eq!(SignalClass::from_answer(&OperatorAnswer::Failed(FailReason::OperatorTokenInvalid)), Some(C::Forged));
     assert_eq!(
         SignalClass::from_answer(&OperatorAnswer::Failed(FailReason::OperatorUnavailable)),
         Some(C::Unavailable)

@@ -38,9 +38,10 @@ impl SimOperator {
             return camara_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "body must be JSON");
         };
         let phone = v.get("phoneNumber").and_then(|p| p.as_str()).unwrap_or_default();
-        let Some(digits) = phone.strip_prefix('+').filter(|d| {
-            (5..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0')
-        }) else {
+        let Some(digits) = phone
+            .strip_prefix('+')
+            .filter(|d| (5..=15).contains(&d.len()) && d.bytes().all(|b| b.is_ascii_digit()) && !d.starts_with('0'))
+        else {
             return camara_error(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "phoneNumber must be E.164");
         };
         let max_age = v.get("maxAge").map_or(Some(240), |m| m.as_u64());

@@ -60,9 +60,8 @@ async fn one_msisdn_gets_one_sms_per_30_s_5_per_hour_10_per_day() {
             times.push(step * 30);
         }
     }
-    let most_in = |window: u64| {
-        times.iter().map(|&t| times.iter().filter(|&&u| u >= t && u < t + window).count()).max().unwrap()
-    };
+    let most_in =
+        |window: u64| times.iter().map(|&t| times.iter().filter(|&&u| u >= t && u < t + window).count()).max().unwrap();
     assert!(most_in(3_600) <= 5, "at most 5 in any hour: {times:?}");
     assert!(most_in(86_400) <= 10, "at most 10 in any day: {times:?}");
     assert!(most_in(30) <= 1);
