@@ -48,6 +48,9 @@ pub struct Config {
     /// CIBA ping/push deliveries to relying parties.
     #[serde(default)]
     pub notifications: NotificationsConfig,
+    /// Anti-pumping limits of the SMS fallback (never consulted for push).
+    #[serde(default)]
+    pub sms_limits: SmsLimitsConfig,
 }
 
 /// `[driver]`: the background driver that advances transactions of ping/push clients (the
@@ -400,6 +403,19 @@ pub struct OperatorConfig {
     /// result there). We register that endpoint with the operator out of band.
     #[serde(default = "default_delivery_mode")]
     pub notification: String,
+    /// Whether the SMS fallback may be used for this operator's subscribers (false: never SMS).
+    #[serde(default = "default_true")]
+    pub sms_fallback: bool,
+    /// Operator error overrides: `"error[:description]" -> class` (`unavailable`,
+    /// `not_enrolled`, `push_timeout`, `denied`, `config`); see `flow::fallback::ErrorMap`.
+    #[serde(default)]
+    pub error_map: std::collections::BTreeMap<String, String>,
+    /// CAMARA SIM Swap v2 `check` endpoint; default `<issuer>/sim-swap/v2/check`.
+    #[serde(default)]
+    pub sim_swap_url: Option<String>,
+    /// Whole-call timeout of one SIM-swap check, milliseconds (L-01: 2 s).
+    #[serde(default = "default_sim_swap_timeout")]
+    pub sim_swap_timeout_ms: u64,
 }
 
 /// `[[clients]]`: one relying party.
@@ -459,6 +475,74 @@ pub struct ClientConfig {
     /// Where the client publishes its JWKS (https; plain http only for loopback hosts).
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// SMS fallback opt-in (shared/protocol.md §5): false (default) = never SMS for this client.
+    #[serde(default)]
+    pub sms_fallback: bool,
+    /// SIM-swap window: no SMS when the SIM changed within this many hours (CAMARA `maxAge`, 1-2400).
+    #[serde(default = "default_sim_swap_max_age_h")]
+    pub sim_swap_max_age_h: u32,
+    /// When the SIM-swap check gives no definite answer: `deny` (default, no SMS) or `allow`.
+    #[serde(default = "default_sim_swap_unknown")]
+    pub sim_swap_unknown: String,
+    /// Country calling codes (digits, no `+`) SMS may go to; default `["34"]`.
+    #[serde(default = "default_sms_countries")]
+    pub sms_countries: Vec<String>,
+    /// Most SMS this client may cause per day (S-18 spend cap).
+    #[serde(default = "default_sms_daily_budget")]
+    pub sms_daily_budget: u32,
+    /// Most SMS this client may cause per hour (S-18 spend cap).
+    #[serde(default = "default_sms_hourly_budget")]
+    pub sms_hourly_budget: u32,
+    /// Race mode (opt-in, acr 2 only): push and SMS link at once, first approval wins.
+    #[serde(default)]
+    pub race: bool,
+}
+
+/// `[sms_limits]`: anti-pumping limits (shared/security.md S-06, S-16…S-18), consulted only
+/// before an SMS, never before a push (S-20). Per-client budgets are client settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsLimitsConfig {
+    /// Smallest gap between two SMS to one MSISDN, seconds (S-17: 30).
+    #[serde(default = "default_sms_msisdn_min_interval")]
+    pub msisdn_min_interval_s: u32,
+    /// Most SMS to one MSISDN per hour (S-17: 5).
+    #[serde(default = "default_sms_msisdn_per_hour")]
+    pub msisdn_per_hour: u32,
+    /// Most SMS to one MSISDN per day (S-17: 10).
+    #[serde(default = "default_sms_msisdn_per_day")]
+    pub msisdn_per_day: u32,
+    /// Most SMS per number prefix (the E.164 number minus its last `prefix_strip_digits`) per hour (S-18: 50).
+    #[serde(default = "default_sms_prefix_per_hour")]
+    pub prefix_per_hour: u32,
+    /// Digits dropped from the end of a number to form its prefix (S-18: 4).
+    #[serde(default = "default_sms_prefix_strip")]
+    pub prefix_strip_digits: u8,
+    /// E.164 prefixes (digits, no `+`) never sent SMS: premium, shared-cost, toll-free,
+    /// personal and fixed ranges (S-16). Default: Spanish 8xx/9xx fixed (incl. 80x/90x), 70x, 118.
+    #[serde(default = "default_sms_refused_prefixes")]
+    pub refused_prefixes: Vec<String>,
+    /// Consecutive failed codes per MSISDN, across transactions, after which SMS is refused (S-06: 100).
+    #[serde(default = "default_sms_max_failures")]
+    pub max_consecutive_failures: u32,
+    /// How long the failure counter of an MSISDN is kept without a new failure, seconds (30 days).
+    #[serde(default = "default_sms_failure_ttl")]
+    pub failure_counter_ttl_s: u64,
+}
+
+impl Default for SmsLimitsConfig {
+    fn default() -> Self {
+        Self {
+            msisdn_min_interval_s: default_sms_msisdn_min_interval(),
+            msisdn_per_hour: default_sms_msisdn_per_hour(),
+            msisdn_per_day: default_sms_msisdn_per_day(),
+            prefix_per_hour: default_sms_prefix_per_hour(),
+            prefix_strip_digits: default_sms_prefix_strip(),
+            refused_prefixes: default_sms_refused_prefixes(),
+            max_consecutive_failures: default_sms_max_failures(),
+            failure_counter_ttl_s: default_sms_failure_ttl(),
+        }
+    }
 }
 
 /// `[client_jwt]`: JWTs relying parties sign (RFC 7523 client assertions, CIBA request objects).
@@ -660,4 +744,52 @@ pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 4_000;
 
 fn default_pool_idle_timeout() -> u64 {
     DEFAULT_POOL_IDLE_TIMEOUT_MS
+}
+
+/// SIM-swap check timeout, ms (L-01).
+fn default_sim_swap_timeout() -> u64 {
+    2_000
+}
+/// CAMARA `maxAge` default, hours (shared/protocol.md §4).
+pub const DEFAULT_SIM_SWAP_MAX_AGE_H: u32 = 240;
+fn default_sim_swap_max_age_h() -> u32 {
+    DEFAULT_SIM_SWAP_MAX_AGE_H
+}
+fn default_sim_swap_unknown() -> String {
+    "deny".into()
+}
+fn default_sms_countries() -> Vec<String> {
+    vec!["34".into()]
+}
+fn default_sms_daily_budget() -> u32 {
+    1_000
+}
+fn default_sms_hourly_budget() -> u32 {
+    200
+}
+fn default_sms_msisdn_min_interval() -> u32 {
+    30
+}
+fn default_sms_msisdn_per_hour() -> u32 {
+    5
+}
+fn default_sms_msisdn_per_day() -> u32 {
+    10
+}
+fn default_sms_prefix_per_hour() -> u32 {
+    50
+}
+fn default_sms_prefix_strip() -> u8 {
+    4
+}
+fn default_sms_refused_prefixes() -> Vec<String> {
+    // Spain: 8xx/9xx fixed lines (80x premium/toll-free and 90x toll-free/shared-cost/premium
+    // included), 70x personal numbers, 118xx directory enquiries.
+    ["348", "349", "3470", "34118"].map(String::from).to_vec()
+}
+fn default_sms_max_failures() -> u32 {
+    100
+}
+fn default_sms_failure_ttl() -> u64 {
+    30 * 86_400
 }

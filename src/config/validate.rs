@@ -33,6 +33,7 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.delivery(cfg);
     v.client_keys(cfg, base_dir, opts);
     v.client_jwt(cfg);
+    v.sms(cfg);
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }
@@ -558,6 +559,92 @@ impl Validator {
     }
 }
 
+/// SMS fallback settings (shared/protocol.md §4, §5; shared/security.md S-14…S-18).
+impl Validator {
+    fn sms(&mut self, cfg: &Config) {
+        for (i, op) in cfg.operators.iter().enumerate() {
+            let p = format!("operators[{i}]");
+            if let Err(errors) = crate::flow::fallback::ErrorMap::parse(&op.error_map) {
+                for (key, e) in errors {
+                    self.err(format!("{p}.error_map.{key:?}"), e.to_string());
+                }
+            }
+            if let Some(u) = &op.sim_swap_url {
+                self.url(&format!("{p}.sim_swap_url"), u);
+            }
+            if op.sim_swap_timeout_ms == 0 || op.sim_swap_timeout_ms > 30_000 {
+                self.err(format!("{p}.sim_swap_timeout_ms"), "must be between 1 and 30000");
+            }
+        }
+        for (i, c) in cfg.clients.iter().enumerate() {
+            let p = format!("clients[{i}]");
+            if !(1..=2400).contains(&c.sim_swap_max_age_h) {
+                self.err(format!("{p}.sim_swap_max_age_h"), "must be between 1 and 2400 hours (CAMARA maxAge)");
+            }
+            if !matches!(c.sim_swap_unknown.as_str(), "deny" | "allow") {
+                self.err(format!("{p}.sim_swap_unknown"), "must be \"deny\" or \"allow\"");
+            }
+            for (j, cc) in c.sms_countries.iter().enumerate() {
+                if !valid_digits(cc, 3) {
+                    self.err(
+                        format!("{p}.sms_countries[{j}]"),
+                        "must be a country calling code: 1-3 digits, no '+', not 0",
+                    );
+                }
+            }
+            if c.sms_fallback && c.sms_countries.is_empty() {
+                self.err(format!("{p}.sms_countries"), "sms_fallback needs at least one country");
+            }
+            if c.sms_hourly_budget > c.sms_daily_budget {
+                self.err(format!("{p}.sms_hourly_budget"), "must not exceed sms_daily_budget");
+            }
+            if c.race && !c.sms_fallback {
+                self.err(format!("{p}.race"), "race mode sends an SMS link: it needs sms_fallback = true");
+            }
+            if c.race && c.min_acr != "2" {
+                self.err(format!("{p}.race"), "race mode is for acr 2 only: min_acr must be \"2\"");
+            }
+        }
+        let l = &cfg.sms_limits;
+        for (k, v) in [
+            ("msisdn_min_interval_s", l.msisdn_min_interval_s),
+            ("msisdn_per_hour", l.msisdn_per_hour),
+            ("msisdn_per_day", l.msisdn_per_day),
+            ("prefix_per_hour", l.prefix_per_hour),
+            ("max_consecutive_failures", l.max_consecutive_failures),
+        ] {
+            if v == 0 {
+                self.err(format!("sms_limits.{k}"), "must be > 0");
+            }
+        }
+        if l.msisdn_per_hour > l.msisdn_per_day {
+            self.err("sms_limits.msisdn_per_hour", "must not exceed sms_limits.msisdn_per_day");
+        }
+        if l.msisdn_min_interval_s > 3_600 {
+            self.err("sms_limits.msisdn_min_interval_s", "must not exceed 3600");
+        }
+        if !(1..=8).contains(&l.prefix_strip_digits) {
+            self.err("sms_limits.prefix_strip_digits", "must be between 1 and 8");
+        }
+        if l.failure_counter_ttl_s < 86_400 {
+            self.err("sms_limits.failure_counter_ttl_s", "must be at least 86400 (a day)");
+        }
+        for (j, pre) in l.refused_prefixes.iter().enumerate() {
+            if !valid_digits(pre, 15) {
+                self.err(
+                    format!("sms_limits.refused_prefixes[{j}]"),
+                    "must be 1-15 digits of an E.164 prefix, no '+', not 0",
+                );
+            }
+        }
+    }
+}
+
+/// 1-`max` ASCII digits, not starting with 0.
+fn valid_digits(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0')
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
@@ -739,5 +826,76 @@ mod operator_fetch_tests {
         assert!(problems(&long).contains("operators[0].pool_idle_timeout_ms: must not exceed 300000"));
         let cfg = crate::config::parse_unvalidated(EMBEDDED_ROUTING_TOML).unwrap();
         assert!(cfg.operators.iter().all(|o| o.pool_idle_timeout_ms == 4000), "default for operators without the key");
+    }
+}
+
+#[cfg(test)]
+mod sms_tests {
+    use crate::config::{parse, ValidateOptions, EMBEDDED_ROUTING_TOML};
+    use std::path::Path;
+
+    fn problems(text: &str) -> String {
+        match parse(text, Path::new("."), ValidateOptions { check_environment: false }) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn sms_defaults_are_the_documented_ones() {
+        let cfg = crate::config::parse_unvalidated(EMBEDDED_ROUTING_TOML).unwrap();
+        let rp = cfg.clients.iter().find(|c| c.client_id == "demo-rp-post").unwrap();
+        assert!(!rp.sms_fallback, "opt-in");
+        assert_eq!((rp.sim_swap_max_age_h, rp.sim_swap_unknown.as_str()), (240, "deny"));
+        assert_eq!(rp.sms_countries, vec!["34".to_string()]);
+        assert!(!rp.race);
+        let op = cfg.operators.iter().find(|o| o.id == "vodafone").unwrap();
+        assert!(op.sms_fallback);
+        assert_eq!(op.sim_swap_timeout_ms, 2000);
+        let l = &cfg.sms_limits;
+        assert_eq!((l.msisdn_min_interval_s, l.msisdn_per_hour, l.msisdn_per_day), (30, 5, 10));
+        assert_eq!((l.prefix_per_hour, l.prefix_strip_digits, l.max_consecutive_failures), (50, 4, 100));
+    }
+
+    #[test]
+    fn sms_settings_are_checked_by_key() {
+        let text = EMBEDDED_ROUTING_TOML
+            .replacen(
+                "client_id = \"demo-rp-post\"",
+                "client_id = \"demo-rp-post\"\nsim_swap_max_age_h = 0\nsim_swap_unknown = \"maybe\"\nsms_countries = [\"+44\", \"0\"]\nrace = true\nmin_acr = \"3\"\nsms_hourly_budget = 5000",
+                1,
+            )
+            .replacen(
+                "client_secret_env = \"MCGATE_VODAFONE_SECRET\"",
+                "client_secret_env = \"MCGATE_VODAFONE_SECRET\"\nsim_swap_url = \"http://sim.example.org/check\"\nsim_swap_timeout_ms = 0",
+                1,
+            )
+            .replacen(
+                "\n[[operators]]\nid = \"orange\"",
+                "[operators.error_map]\n\"access_denied:timeout\" = \"push_timeout\"\n\"x\" = \"forged\"\n\n[[operators]]\nid = \"orange\"",
+                1,
+            )
+            .replacen("msisdn_per_hour = 5\n", "msisdn_per_hour = 20\n", 1)
+            .replacen("prefix_strip_digits = 4", "prefix_strip_digits = 0", 1)
+            .replacen("refused_prefixes = [\"348\"", "refused_prefixes = [\"9a\", \"348\"", 1);
+        let err = problems(&text);
+        for expected in [
+            "clients[1].sim_swap_max_age_h: must be between 1 and 2400",
+            "clients[1].sim_swap_unknown: must be \"deny\" or \"allow\"",
+            "clients[1].sms_countries[0]: must be a country calling code",
+            "clients[1].sms_countries[1]: must be a country calling code",
+            "clients[1].race: race mode sends an SMS link",
+            "clients[1].race: race mode is for acr 2 only",
+            "clients[1].sms_hourly_budget: must not exceed sms_daily_budget",
+            "operators[1].sim_swap_url: must be https",
+            "operators[1].sim_swap_timeout_ms: must be between 1 and 30000",
+            "operators[1].error_map.\"x\": class \"forged\" unknown",
+            "sms_limits.msisdn_per_hour: must not exceed sms_limits.msisdn_per_day",
+            "sms_limits.prefix_strip_digits: must be between 1 and 8",
+            "sms_limits.refused_prefixes[0]: must be 1-15 digits",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+        assert!(!err.contains("access_denied:timeout"), "a valid entry is accepted:\n{err}");
     }
 }

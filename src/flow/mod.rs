@@ -15,6 +15,7 @@
 
 pub mod delivery;
 pub mod driver;
+pub mod fallback;
 pub mod notify;
 pub mod poll;
 pub mod progress;
@@ -38,6 +39,12 @@ pub enum FailReason {
     Cancelled,
     /// Approved, but the push delivery to the RP gave up: the tokens can never be received.
     DeliveryFailed,
+    /// SMS refused: the SIM changed within the client's `sim_swap_max_age_h` (S-14).
+    SimSwap,
+    /// SMS refused: the SIM-swap check gave no definite answer and the client denies then (S-15).
+    SimSwapUnknown,
+    /// SMS refused by an anti-pumping limit or budget (S-06, S-17, S-18).
+    RateLimited,
 }
 
 impl FailReason {
@@ -50,16 +57,22 @@ impl FailReason {
             Self::OperatorTokenInvalid => "operator_token_invalid",
             Self::Cancelled => "cancelled",
             Self::DeliveryFailed => "delivery_failed",
+            Self::SimSwap => "sim_swap",
+            Self::SimSwapUnknown => "sim_swap_unknown",
+            Self::RateLimited => "rate_limited",
         }
     }
     /// Every label value, for metrics.
-    pub const ALL_LABELS: [&'static str; 6] = [
+    pub const ALL_LABELS: [&'static str; 9] = [
         "operator_unavailable",
         "not_enrolled",
         "operator_error",
         "operator_token_invalid",
         "cancelled",
         "delivery_failed",
+        "sim_swap",
+        "sim_swap_unknown",
+        "rate_limited",
     ];
 }
 

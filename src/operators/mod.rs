@@ -9,6 +9,7 @@ pub mod http;
 pub mod id_token;
 pub mod metadata;
 pub mod mobile_connect;
+pub mod sim_swap;
 
 use crate::flow::poll::OperatorAnswer;
 use crate::flow::{DeliveryMode, FailReason, OperatorRef};

@@ -288,6 +288,7 @@ mod tests {
             jwks_file: None,
             jwks_uri: None,
             notification_uris: vec![],
+            ..registry_cfg()
         };
         ClientRegistry::new([RegisteredClient::from_config(&cfg, |_| None)])
     }

@@ -19,6 +19,9 @@
 //! [`SimOperator::set_notification_endpoint`] once the person answered, with the
 //! `client_notification_token` the gateway sent, and records each call ([`SimOperator::sent`]).
 //!
+//! A CAMARA SIM Swap v2 `check` is served at `/sim-swap/v2/check`, scripted by the
+//! second-to-last digit ([`sim_swap`]).
+//!
 //! Mobile Connect server-initiated is always served too ([`si`]): `POST /si-authorize` checks
 //! the gateway's signed request object against the gateway's JWKS
 //! ([`SimOperator::set_gateway_jwks_uri`]) and pushes the person's answer (scripted as above,
@@ -26,6 +29,7 @@
 
 mod authorize;
 mod si;
+pub mod sim_swap;
 
 pub use si::SiRequest;
 
@@ -152,6 +156,8 @@ pub struct SimStats {
     pub authorize: AtomicU64,
     /// `si-authorize` (Mobile Connect server-initiated) requests received.
     pub si_authorize: AtomicU64,
+    /// `sim-swap/v2/check` requests received.
+    pub sim_swap: AtomicU64,
 }
 
 /// A running simulated operator.
@@ -437,6 +443,16 @@ impl Handler for SimOperator {
                 r
             }
             (Method::GET, "/authorize") => self.authorize(req.uri().query().unwrap_or("")).await,
+            (Method::POST, "/sim-swap/v2/check") => {
+                let (parts, body) = req.into_parts();
+                if !self.authenticated(&parts) {
+                    return oauth(StatusCode::UNAUTHORIZED, "UNAUTHENTICATED", "client authentication failed");
+                }
+                match Limited::new(body, 64 * 1024).collect().await {
+                    Ok(b) => self.sim_swap_check(&b.to_bytes()).await,
+                    Err(_) => oauth(StatusCode::BAD_REQUEST, "INVALID_ARGUMENT", "unreadable body"),
+                }
+            }
             (Method::POST, "/bc-authorize" | "/token" | "/si-authorize") => {
                 let (parts, body) = req.into_parts();
                 if !self.authenticated(&parts) {

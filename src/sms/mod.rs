@@ -3,6 +3,8 @@
 //! one-time codes and confirm links, the message text and the anti-pumping limits. The decision
 //! *whether* to fall back is a pure function in `flow`; nothing here decides that.
 
+pub mod limits;
+
 use crate::msisdn::Msisdn;
 use async_trait::async_trait;
 

@@ -29,6 +29,7 @@ struct Shard {
     txs: FastMap<Entry>,
     once: FastMap<u64>,
     values: FastMap<(String, u64)>,
+    counters: FastMap<(u64, u64)>,
 }
 
 /// The embedded store.
@@ -141,6 +142,29 @@ impl Store for MemoryStore {
         Ok(shard.values.get(key).filter(|(_, until)| *until > now).map(|(v, _)| v.clone()))
     }
 
+    async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
+        let now = self.clock.now_ms();
+        let mut shard = self.shard(key).lock();
+        let entry = shard.counters.entry(key.to_owned()).or_insert((0, 0));
+        if entry.1 <= now {
+            entry.0 = 0;
+        }
+        entry.0 += 1;
+        entry.1 = until_ms;
+        Ok(entry.0)
+    }
+
+    async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
+        self.shard(key).lock().counters.remove(key);
+        Ok(())
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        let now = self.clock.now_ms();
+        let shard = self.shard(key).lock();
+        Ok(shard.counters.get(key).filter(|(_, until)| *until > now).map_or(0, |(n, _)| *n))
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -159,6 +183,7 @@ impl Store for MemoryStore {
             });
             shard.once.retain(|_, until| *until > now);
             shard.values.retain(|_, (_, until)| *until > now);
+            shard.counters.retain(|_, (_, until)| *until > now);
         }
         Ok(dropped)
     }
@@ -232,5 +257,28 @@ mod tests {
         clock.advance_ms(100);
         assert_eq!(store.take("e").await.unwrap(), None, "expired values are never returned");
         assert_eq!(store.put_if_absent("e", "w", 900).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn counters_increment_atomically_expire_and_reset() {
+        let clock = Arc::new(ManualClock::new(0));
+        let store = Arc::new(MemoryStore::new(clock.clone()));
+        let mut handles = Vec::new();
+        for _ in 0..20 {
+            let s = store.clone();
+            handles.push(tokio::spawn(async move { s.incr("f", 1_000).await.unwrap() }));
+        }
+        let mut seen = Vec::new();
+        for h in handles {
+            seen.push(h.await.unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=20).collect::<Vec<u64>>(), "every increment is counted once");
+        assert_eq!(store.counter("f").await.unwrap(), 20);
+        clock.advance_ms(1_000);
+        assert_eq!(store.counter("f").await.unwrap(), 0, "expired");
+        assert_eq!(store.incr("f", 2_000).await.unwrap(), 1, "an expired counter restarts");
+        store.reset_counter("f").await.unwrap();
+        assert_eq!(store.counter("f").await.unwrap(), 0);
     }
 }

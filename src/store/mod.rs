@@ -71,6 +71,15 @@ pub trait Store: Send + Sync + 'static {
     async fn take(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Reads the live value under `key` without changing it (revocation records).
     async fn get_value(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Atomically adds 1 to the counter under `key` (a missing or expired counter counts from
+    /// 0), keeps it until `until_ms`, and returns the new value: shared counters such as the
+    /// SMS failures per MSISDN (S-06). Redis: `INCR` + `PEXPIREAT` in one `MULTI` (or Lua).
+    /// Counters live apart from [`Store::put_if_absent`] values; [`Store::reset_counter`] clears one.
+    async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError>;
+    /// Deletes the counter under `key` (Redis: `DEL`).
+    async fn reset_counter(&self, key: &str) -> Result<(), StoreError>;
+    /// Reads the counter under `key` (0 if missing or expired).
+    async fn counter(&self, key: &str) -> Result<u64, StoreError>;
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Drops entries past their retention; returns the state labels of dropped transactions.

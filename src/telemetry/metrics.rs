@@ -131,6 +131,8 @@ pub struct Metrics {
     pub notifications: IntCounterVec,
     /// Transactions that ended `failed`, by reason ([`crate::flow::FailReason::ALL_LABELS`]).
     pub failures: IntCounterVec,
+    /// SMS refused by the anti-pumping limits, by reason ([`crate::sms::limits::Refusal::ALL_LABELS`]).
+    pub sms_refusals: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -193,6 +195,14 @@ impl Metrics {
         for r in crate::flow::FailReason::ALL_LABELS {
             let _ = failures.with_label_values(&[r]);
         }
+        let sms_refusals = IntCounterVec::new(
+            Opts::new("mcgate_sms_refusals_total", "SMS refused by the anti-pumping limits, by reason"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(sms_refusals.clone()))?;
+        for r in crate::sms::limits::Refusal::ALL_LABELS {
+            let _ = sms_refusals.with_label_values(&[r]);
+        }
         let build = IntGauge::with_opts(
             Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
@@ -228,6 +238,7 @@ impl Metrics {
             transactions_started,
             notifications,
             failures,
+            sms_refusals,
         })
     }
 
