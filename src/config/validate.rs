@@ -80,7 +80,9 @@ impl Validator {
                         self.err(format!("{p}.bind"), "must be \"transceiver\" or \"transmitter\"");
                     }
                     match (&c.password, &c.password_env) {
-                        (Some(_), Some(_)) => self.err(format!("{p}.password"), "give password or password_env, not both"),
+                        (Some(_), Some(_)) => {
+                            self.err(format!("{p}.password"), "give password or password_env, not both")
+                        }
                         (None, None) => self.err(format!("{p}.password"), "missing: set password or password_env"),
                         (Some(pw), None) if pw.expose().len() > 8 => {
                             self.err(format!("{p}.password"), "at most 8 characters (SMPP)")
@@ -118,7 +120,10 @@ impl Validator {
                     let p = format!("{p}.http");
                     self.url(&format!("{p}.url"), &c.url);
                     if opts.check_environment && std::env::var(&c.api_key_env).is_err() {
-                        self.err(format!("{p}.api_key_env"), format!("environment variable {} is not set", c.api_key_env));
+                        self.err(
+                            format!("{p}.api_key_env"),
+                            format!("environment variable {} is not set", c.api_key_env),
+                        );
                     }
                     if c.timeout_ms == 0 || c.connect_timeout_ms == 0 {
                         self.err(format!("{p}.timeout_ms"), "timeouts must be > 0");

@@ -100,12 +100,15 @@ impl SmsRecord {
     }
 }
 
+/// A concatenated message being reassembled: the first segment's id and the parts so far.
+type Partial = (String, Vec<Option<String>>);
+
 struct State {
     cfg: SmscConfig,
     fault: Mutex<Fault>,
     messages: Mutex<VecDeque<SmsRecord>>,
     /// Concatenated messages being reassembled: (to, ref) → (first id, parts).
-    partial: Mutex<HashMap<(String, u8), (String, Vec<Option<String>>)>>,
+    partial: Mutex<HashMap<(String, u8), Partial>>,
     next_id: AtomicU64,
     submits: AtomicU64,
     binds: AtomicU64,
@@ -207,7 +210,9 @@ impl Handler for SimSmsc {
         }
         let path = req.uri().path().trim_end_matches('/');
         match path.strip_prefix("/sms") {
-            Some("") => answer(StatusCode::OK, Value::from(self.messages().iter().map(SmsRecord::json).collect::<Vec<_>>())),
+            Some("") => {
+                answer(StatusCode::OK, Value::from(self.messages().iter().map(SmsRecord::json).collect::<Vec<_>>()))
+            }
             Some(rest) if rest.starts_with('/') => {
                 let number = percent_encoding::percent_decode_str(&rest[1..]).decode_utf8_lossy().into_owned();
                 match self.last_for(&number) {
@@ -407,7 +412,8 @@ async fn send_receipt(out: mpsc::Sender<Command>, delay: Duration, seq: u32, id:
     } else {
         ("DELIVRD", MessageState::Delivered, "001")
     };
-    let text = format!("id:{id} sub:001 dlvr:{dlvrd} submit date:2601010000 done date:2601010000 stat:{stat} err:000 text:");
+    let text =
+        format!("id:{id} sub:001 dlvr:{dlvrd} submit date:2601010000 done date:2601010000 stat:{stat} err:000 text:");
     let Ok(short_message) = OctetString::from_str(&text) else { return };
     let mut pdu = DeliverSm::builder()
         .source_addr_ton(Ton::International)

@@ -58,7 +58,12 @@ pub fn alphabet(text: &str) -> Alphabet {
 
 /// `template` (addresses, flags set) with `text` as its short message(s): one PDU per segment,
 /// concatenation UDHs and `data_coding` set. `reference` tags the segments of one message.
-pub fn segments(template: SubmitSm, text: &str, reference: u8, max_segments: usize) -> Result<Vec<SubmitSm>, EncodeError> {
+pub fn segments(
+    template: SubmitSm,
+    text: &str,
+    reference: u8,
+    max_segments: usize,
+) -> Result<Vec<SubmitSm>, EncodeError> {
     if text.is_empty() {
         return Err(EncodeError::Empty);
     }
@@ -67,7 +72,12 @@ pub fn segments(template: SubmitSm, text: &str, reference: u8, max_segments: usi
             let len = Gsm7BitUnpacked::new().encode_to_vec(text).map(|v| v.len()).unwrap_or(usize::MAX);
             // Single: up to 160 septets. Concatenated: 153 septets after the UDH per segment.
             let max = if len <= GSM_SINGLE { GSM_SINGLE } else { GSM_PART + UDH_LEN };
-            template.multipart(text).max_short_message_size(max).reference_u8(reference).build().map_err(|e| e.to_string())
+            template
+                .multipart(text)
+                .max_short_message_size(max)
+                .reference_u8(reference)
+                .build()
+                .map_err(|e| e.to_string())
         }
         Alphabet::Ucs2 => template
             .multipart(text)
@@ -209,10 +219,7 @@ mod tests {
     #[test]
     fn more_than_the_allowed_segments_is_refused() {
         let long = "a".repeat(GSM_PART * 2 + 1);
-        assert_eq!(
-            segments(SubmitSm::default(), &long, 1, 2).unwrap_err(),
-            EncodeError::TooLong { needed: 3, max: 2 }
-        );
+        assert_eq!(segments(SubmitSm::default(), &long, 1, 2).unwrap_err(), EncodeError::TooLong { needed: 3, max: 2 });
         assert_eq!(segments(SubmitSm::default(), "", 1, 2).unwrap_err(), EncodeError::Empty);
     }
 }

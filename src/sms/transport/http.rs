@@ -64,11 +64,7 @@ impl HttpTransport {
         req.headers_mut().insert(header::AUTHORIZATION, self.auth.clone());
         let resp = self.client.request(req).await.map_err(|e| SmsError::Unavailable(format!("provider: {e}")))?;
         let status = resp.status();
-        let body = Limited::new(resp.into_body(), MAX_ANSWER)
-            .collect()
-            .await
-            .map(|b| b.to_bytes())
-            .unwrap_or_default();
+        let body = Limited::new(resp.into_body(), MAX_ANSWER).collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         Ok((status, body))
     }
 }
@@ -100,7 +96,9 @@ impl SmsTransport for HttpTransport {
             Ok(Ok((status, _))) => Err(SmsError::Unavailable(format!("provider answered HTTP {}", status.as_u16()))),
         };
         match &result {
-            Ok(r) => tracing::info!(to = %sms.to.masked(), reference = sms.reference, message_id = %r.message_id, "sms submitted"),
+            Ok(r) => {
+                tracing::info!(to = %sms.to.masked(), reference = sms.reference, message_id = %r.message_id, "sms submitted")
+            }
             Err(e) => tracing::warn!(to = %sms.to.masked(), reference = sms.reference, error = %e, "sms not submitted"),
         }
         result

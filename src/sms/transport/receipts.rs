@@ -121,9 +121,7 @@ pub fn state_from_stat(stat: &str) -> Option<DeliveryState> {
 
 /// `(id, stat)` from a receipt text `id:… sub:… dlvr:… submit date:… done date:… stat:… err:…`.
 pub fn parse_receipt_text(text: &str) -> Option<(String, String)> {
-    let field = |name: &str| {
-        text.split_ascii_whitespace().find_map(|w| w.strip_prefix(name)).map(str::to_owned)
-    };
+    let field = |name: &str| text.split_ascii_whitespace().find_map(|w| w.strip_prefix(name)).map(str::to_owned);
     Some((field("id:")?, field("stat:")?))
 }
 

@@ -198,9 +198,8 @@ impl SmppTransport {
             tx.send(Request { pdu: Pdu::SubmitSm(pdu), reply })
                 .await
                 .map_err(|_| SmsError::Unavailable("SMPP session closed".into()))?;
-            let resp = answer
-                .await
-                .map_err(|_| SmsError::Unavailable("SMPP session lost before the SMSC answered".into()))?;
+            let resp =
+                answer.await.map_err(|_| SmsError::Unavailable("SMPP session lost before the SMSC answered".into()))?;
             match (resp.status(), resp.pdu()) {
                 (CommandStatus::EsmeRok, Some(Pdu::SubmitSmResp(r))) => ids.push(r.message_id().to_string()),
                 (CommandStatus::EsmeRok, _) => {
@@ -237,7 +236,9 @@ impl SmsTransport for SmppTransport {
             Err(_) => Err(SmsError::Unavailable(format!("no SMSC answer within {} ms", timeout.as_millis()))),
         };
         match &result {
-            Ok(r) => tracing::info!(to = %sms.to.masked(), reference = sms.reference, message_id = %r.message_id, "sms submitted"),
+            Ok(r) => {
+                tracing::info!(to = %sms.to.masked(), reference = sms.reference, message_id = %r.message_id, "sms submitted")
+            }
             Err(e) => tracing::warn!(to = %sms.to.masked(), reference = sms.reference, error = %e, "sms not submitted"),
         }
         result
@@ -267,7 +268,9 @@ async fn supervise(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
                 }
                 tracing::warn!(smsc = %s.addr, "smpp session lost");
             }
-            Err(e) => tracing::warn!(smsc = %s.addr, error = %e, retry_ms = backoff.as_millis() as u64, "smpp bind failed"),
+            Err(e) => {
+                tracing::warn!(smsc = %s.addr, error = %e, retry_ms = backoff.as_millis() as u64, "smpp bind failed")
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(backoff) => {}
@@ -286,7 +289,11 @@ async fn bind(s: &SmppSettings) -> Result<(Reader, Writer), String> {
     let (r, w) = stream.into_split();
     let mut reader = FramedRead::new(r, CommandCodec::new().with_max_length(MAX_PDU));
     let mut writer = FramedWrite::new(w, CommandCodec::new());
-    let (id, pw, ty) = (field(&s.system_id, "system_id")?, field(s.password.expose(), "password")?, field(&s.system_type, "system_type")?);
+    let (id, pw, ty) = (
+        field(&s.system_id, "system_id")?,
+        field(s.password.expose(), "password")?,
+        field(&s.system_type, "system_type")?,
+    );
     let pdu: Pdu = match s.bind {
         BindMode::Transceiver => BindTransceiver::builder()
             .system_id(id)
