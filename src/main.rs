@@ -86,6 +86,24 @@ enum Command {
         #[arg(long)]
         gateway_jwks_uri: Option<String>,
     },
+    /// Run an SMSC simulator (SMPP 3.4) with a loopback HTTP view of the SMS it received.
+    SimSmsc {
+        /// SMPP listen address.
+        #[arg(long, default_value = "127.0.0.1:2775")]
+        listen: SocketAddr,
+        /// HTTP view (loopback only): GET /sms, GET /sms/<msisdn>.
+        #[arg(long, default_value = "127.0.0.1:9480")]
+        http: SocketAddr,
+        /// Accepted bind system_id.
+        #[arg(long, default_value = "mcgate")]
+        system_id: String,
+        /// Environment variable holding the accepted bind password.
+        #[arg(long, default_value = "MCGATE_SMPP_PASSWORD")]
+        password_env: String,
+        /// Milliseconds before a delivery receipt.
+        #[arg(long, default_value_t = 1000)]
+        receipt_after_ms: u64,
+    },
     /// Generate dev TLS certificate, signing key and secrets (never use them in production).
     Certs {
         /// Output directory.
@@ -159,6 +177,9 @@ fn main() -> ExitCode {
             notification_endpoint,
             gateway_jwks_uri,
         ),
+        Command::SimSmsc { listen, http, system_id, password_env, receipt_after_ms } => {
+            sim_smsc(listen, http, system_id, &password_env, receipt_after_ms)
+        }
         Command::Certs { dir, force } => mcgate::server::tls::write_dev_material(&dir, force)
             .map(|written| {
                 for w in &written {
@@ -333,6 +354,32 @@ fn sim(
             sim.set_gateway_jwks_uri(url);
         }
         println!("mcgate sim ready: operator={operator} issuer={}", sim.issuer());
+        mcgate::server::shutdown_signal().await;
+        let _ = tx.send(true);
+        Ok(())
+    })
+}
+
+fn sim_smsc(
+    listen: SocketAddr,
+    http: SocketAddr,
+    system_id: String,
+    password_env: &str,
+    receipt_after_ms: u64,
+) -> Result<(), String> {
+    let password = std::env::var(password_env)
+        .map_err(|_| format!("environment variable {password_env} (the accepted bind password) is not set"))?;
+    let _log = mcgate::telemetry::logging::init("info", "text");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let cfg = mcgate::sim::smsc::SmscConfig {
+            system_id,
+            password,
+            receipt_after: Duration::from_millis(receipt_after_ms),
+        };
+        let sim = mcgate::sim::smsc::SimSmsc::start(cfg, listen, http, rx).await.map_err(|e| e.to_string())?;
+        println!("mcgate sim-smsc ready: smpp={} sms={}/sms", sim.smpp_addr(), sim.http_url());
         mcgate::server::shutdown_signal().await;
         let _ = tx.send(true);
         Ok(())

@@ -51,6 +51,9 @@ pub struct Config {
     /// Anti-pumping limits of the SMS fallback (never consulted for push).
     #[serde(default)]
     pub sms_limits: SmsLimitsConfig,
+    /// The SMS fallback channel.
+    #[serde(default)]
+    pub sms: SmsConfig,
 }
 
 /// `[driver]`: the background driver that advances transactions of ping/push clients (the
@@ -792,4 +795,142 @@ fn default_sms_max_failures() -> u32 {
 }
 fn default_sms_failure_ttl() -> u64 {
     30 * 86_400
+}
+
+/// `[sms]`: the SMS fallback channel.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SmsConfig {
+    /// `[sms.transport]`: how SMS leave the gateway; absent = no SMS can be sent.
+    #[serde(default)]
+    pub transport: Option<SmsTransportConfig>,
+}
+
+/// `[sms.transport]`: one transport, `kind = "smpp"` (with `[sms.transport.smpp]`) or
+/// `kind = "http"` (with `[sms.transport.http]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsTransportConfig {
+    /// `smpp` or `http`.
+    pub kind: String,
+    /// Longest message, in SMS segments (concatenated with a UDH); longer texts are refused.
+    #[serde(default = "default_sms_max_segments")]
+    pub max_segments: usize,
+    /// SMPP settings (`kind = "smpp"`).
+    #[serde(default)]
+    pub smpp: Option<SmppConfig>,
+    /// HTTP provider settings (`kind = "http"`).
+    #[serde(default)]
+    pub http: Option<SmsHttpConfig>,
+}
+
+/// `[sms.transport.smpp]`: one persistent SMPP session to an SMSC.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmppConfig {
+    /// SMSC host name or IP.
+    pub host: String,
+    /// SMSC port.
+    #[serde(default = "default_smpp_port")]
+    pub port: u16,
+    /// Bind `system_id` (≤ 15 characters).
+    pub system_id: String,
+    /// Bind password (≤ 8 characters); prefer `password_env`.
+    #[serde(default)]
+    pub password: Option<Secret>,
+    /// Environment variable holding the bind password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Bind `system_type` (≤ 12 characters; often empty).
+    #[serde(default)]
+    pub system_type: String,
+    /// `transceiver` (receipts arrive on the same session; default) or `transmitter` (no
+    /// receipts can arrive: delivery state stays pending).
+    #[serde(default = "default_smpp_bind")]
+    pub bind: String,
+    /// Sender shown on the phone (alphanumeric ≤ 11 characters, or a number).
+    pub source_addr: String,
+    /// TON of `source_addr` (5 = alphanumeric, 1 = international).
+    #[serde(default = "default_smpp_source_ton")]
+    pub source_addr_ton: u8,
+    /// NPI of `source_addr` (0 = unknown, 1 = E.164).
+    #[serde(default)]
+    pub source_addr_npi: u8,
+    /// TCP connect (and bind answer) timeout, milliseconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// `enquire_link` period, seconds; the session is dropped when nothing was heard for a
+    /// period plus `submit_timeout_ms`.
+    #[serde(default = "default_smpp_enquire_link")]
+    pub enquire_link_s: u64,
+    /// Whole `submit` timeout (window wait, every segment's `submit_sm_resp`), milliseconds.
+    #[serde(default = "default_sms_submit_timeout")]
+    pub submit_timeout_ms: u64,
+    /// First wait before rebinding after a lost or refused session, milliseconds; doubles.
+    #[serde(default = "default_smpp_rebind_initial")]
+    pub rebind_initial_ms: u64,
+    /// Longest wait between rebind attempts, milliseconds.
+    #[serde(default = "default_smpp_rebind_max")]
+    pub rebind_max_ms: u64,
+    /// Most `submit_sm` awaiting their answer at once (SMSC window).
+    #[serde(default = "default_smpp_window")]
+    pub window: usize,
+    /// Most messages whose delivery receipts are remembered.
+    #[serde(default = "default_sms_receipt_capacity")]
+    pub receipt_capacity: usize,
+    /// How long a message's receipt state is remembered, seconds.
+    #[serde(default = "default_sms_receipt_ttl")]
+    pub receipt_ttl_s: u64,
+}
+
+/// `[sms.transport.http]`: a generic HTTP SMS provider (`POST {to, text, reference}` JSON with
+/// `Authorization: Bearer <key>`; answer `{message_id}`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsHttpConfig {
+    /// Provider endpoint (https; plain http only for loopback hosts).
+    pub url: String,
+    /// Environment variable holding the API key (sent as a bearer token).
+    pub api_key_env: String,
+    /// TCP connect timeout, milliseconds.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout, milliseconds.
+    #[serde(default = "default_sms_submit_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_sms_max_segments() -> usize {
+    2
+}
+fn default_smpp_port() -> u16 {
+    2775
+}
+fn default_smpp_bind() -> String {
+    "transceiver".into()
+}
+fn default_smpp_source_ton() -> u8 {
+    5
+}
+fn default_smpp_enquire_link() -> u64 {
+    30
+}
+/// SMS submit timeout (security.md L-01: 5 s).
+fn default_sms_submit_timeout() -> u64 {
+    5_000
+}
+fn default_smpp_rebind_initial() -> u64 {
+    1_000
+}
+fn default_smpp_rebind_max() -> u64 {
+    30_000
+}
+fn default_smpp_window() -> usize {
+    10
+}
+fn default_sms_receipt_capacity() -> usize {
+    100_000
+}
+fn default_sms_receipt_ttl() -> u64 {
+    3_600
 }

@@ -34,6 +34,7 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.client_keys(cfg, base_dir, opts);
     v.client_jwt(cfg);
     v.sms(cfg);
+    v.sms_transport(cfg, opts);
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }
@@ -52,6 +53,88 @@ struct Validator {
 }
 
 impl Validator {
+    /// `[sms.transport]`: kind, its section, credentials, every number in range.
+    fn sms_transport(&mut self, cfg: &Config, opts: ValidateOptions) {
+        let Some(t) = &cfg.sms.transport else { return };
+        let p = "sms.transport";
+        if !(1..=10).contains(&t.max_segments) {
+            self.err(format!("{p}.max_segments"), "must be 1..=10");
+        }
+        match t.kind.as_str() {
+            "smpp" => match &t.smpp {
+                None => self.err(format!("{p}.smpp"), "missing: kind = \"smpp\" needs [sms.transport.smpp]"),
+                Some(c) => {
+                    let p = format!("{p}.smpp");
+                    if c.host.is_empty() {
+                        self.err(format!("{p}.host"), "must not be empty");
+                    }
+                    if c.system_id.is_empty() || c.system_id.len() > 15 {
+                        self.err(format!("{p}.system_id"), "must be 1..=15 characters");
+                    }
+                    if c.system_type.len() > 12 {
+                        self.err(format!("{p}.system_type"), "at most 12 characters");
+                    }
+                    if c.source_addr.is_empty() || c.source_addr.len() > 20 {
+                        self.err(format!("{p}.source_addr"), "must be 1..=20 characters");
+                    }
+                    if !matches!(c.bind.as_str(), "transceiver" | "transmitter") {
+                        self.err(format!("{p}.bind"), "must be \"transceiver\" or \"transmitter\"");
+                    }
+                    match (&c.password, &c.password_env) {
+                        (Some(_), Some(_)) => {
+                            self.err(format!("{p}.password"), "give password or password_env, not both")
+                        }
+                        (None, None) => self.err(format!("{p}.password"), "missing: set password or password_env"),
+                        (Some(pw), None) if pw.expose().len() > 8 => {
+                            self.err(format!("{p}.password"), "at most 8 characters (SMPP)")
+                        }
+                        (None, Some(var)) if opts.check_environment && std::env::var(var).is_err() => {
+                            self.err(format!("{p}.password_env"), format!("environment variable {var} is not set"))
+                        }
+                        _ => {}
+                    }
+                    for (key, v) in [
+                        ("connect_timeout_ms", c.connect_timeout_ms),
+                        ("enquire_link_s", c.enquire_link_s),
+                        ("submit_timeout_ms", c.submit_timeout_ms),
+                        ("rebind_initial_ms", c.rebind_initial_ms),
+                        ("receipt_ttl_s", c.receipt_ttl_s),
+                    ] {
+                        if v == 0 {
+                            self.err(format!("{p}.{key}"), "must be > 0");
+                        }
+                    }
+                    if c.rebind_max_ms < c.rebind_initial_ms {
+                        self.err(format!("{p}.rebind_max_ms"), "must be ≥ rebind_initial_ms");
+                    }
+                    if c.window == 0 {
+                        self.err(format!("{p}.window"), "must be > 0");
+                    }
+                    if c.receipt_capacity == 0 {
+                        self.err(format!("{p}.receipt_capacity"), "must be > 0");
+                    }
+                }
+            },
+            "http" => match &t.http {
+                None => self.err(format!("{p}.http"), "missing: kind = \"http\" needs [sms.transport.http]"),
+                Some(c) => {
+                    let p = format!("{p}.http");
+                    self.url(&format!("{p}.url"), &c.url);
+                    if opts.check_environment && std::env::var(&c.api_key_env).is_err() {
+                        self.err(
+                            format!("{p}.api_key_env"),
+                            format!("environment variable {} is not set", c.api_key_env),
+                        );
+                    }
+                    if c.timeout_ms == 0 || c.connect_timeout_ms == 0 {
+                        self.err(format!("{p}.timeout_ms"), "timeouts must be > 0");
+                    }
+                }
+            },
+            _ => self.err(format!("{p}.kind"), "must be \"smpp\" or \"http\""),
+        }
+    }
+
     fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError { path: path.into(), message: message.into() });
     }
@@ -897,5 +980,44 @@ mod sms_tests {
             assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
         }
         assert!(!err.contains("access_denied:timeout"), "a valid entry is accepted:\n{err}");
+    }
+}
+
+#[cfg(test)]
+mod sms_transport_tests {
+    use crate::config::{parse, ValidateOptions, EMBEDDED_ROUTING_TOML};
+    use std::path::Path;
+
+    fn problems(extra: &str) -> String {
+        let text = format!("{EMBEDDED_ROUTING_TOML}\n{extra}");
+        match parse(&text, Path::new("."), ValidateOptions { check_environment: false }) {
+            Ok(_) => String::new(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn smpp_and_http_sections_are_checked_by_key() {
+        let ok = "[sms.transport]\nkind = \"smpp\"\n[sms.transport.smpp]\nhost = \"127.0.0.1\"\nsystem_id = \"mcgate\"\npassword_env = \"SMPP_PW\"\nsource_addr = \"MCGATE\"\n";
+        assert_eq!(problems(ok), "");
+        let bad = "[sms.transport]\nkind = \"smpp\"\nmax_segments = 0\n[sms.transport.smpp]\nhost = \"\"\nsystem_id = \"a-much-too-long-system-id\"\npassword = \"123456789\"\nsource_addr = \"MCGATE\"\nbind = \"receiver\"\nsubmit_timeout_ms = 0\nrebind_initial_ms = 2000\nrebind_max_ms = 1000\nwindow = 0\n";
+        let err = problems(bad);
+        for expected in [
+            "sms.transport.max_segments: must be 1..=10",
+            "sms.transport.smpp.host: must not be empty",
+            "sms.transport.smpp.system_id: must be 1..=15 characters",
+            "sms.transport.smpp.password: at most 8 characters",
+            "sms.transport.smpp.bind: must be \"transceiver\" or \"transmitter\"",
+            "sms.transport.smpp.submit_timeout_ms: must be > 0",
+            "sms.transport.smpp.rebind_max_ms: must be ≥ rebind_initial_ms",
+            "sms.transport.smpp.window: must be > 0",
+        ] {
+            assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        }
+        assert!(problems("[sms.transport]\nkind = \"smpp\"\n").contains("sms.transport.smpp: missing"));
+        assert!(problems("[sms.transport]\nkind = \"carrier-pigeon\"\n").contains("sms.transport.kind: must be"));
+        let http = "[sms.transport]\nkind = \"http\"\n[sms.transport.http]\nurl = \"http://sms.example.com/send\"\napi_key_env = \"K\"\n";
+        assert!(problems(http).contains("sms.transport.http.url: must be https"));
+        assert!(problems("[sms.transport]\nkind = \"smpp\"\ntypo = 1\n").contains("typo"), "unknown keys refused");
     }
 }

@@ -6,5 +6,6 @@
 pub mod operator;
 pub mod rp_client;
 pub mod rp_sink;
+pub mod smsc;
 
 pub use operator::{Outcome, SentCallback, SimConfig, SimNotification, SimOperator};

@@ -69,3 +69,5 @@ pub trait SmsTransport: Send + Sync + 'static {
     /// What the delivery receipts say about `message_id` so far.
     fn delivery_state(&self, message_id: &str) -> DeliveryState;
 }
+
+pub mod transport;
