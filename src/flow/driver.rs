@@ -312,7 +312,19 @@ mod tests {
     #[test]
     fn every_fail_reason_is_a_metric_label() {
         use super::super::FailReason::*;
-        let all = [OperatorUnavailable, NotEnrolled, OperatorError, OperatorTokenInvalid, Cancelled, DeliveryFailed];
+        let all = [
+            OperatorUnavailable,
+            NotEnrolled,
+            OperatorError,
+            OperatorTokenInvalid,
+            Cancelled,
+            DeliveryFailed,
+            SimSwap,
+            SimSwapUnknown,
+            TooManyAttempts,
+            RateLimited,
+            SmsUnavailable,
+        ];
         assert_eq!(all.map(|r| r.as_str()), super::super::FailReason::ALL_LABELS);
         let json = serde_json::to_string(&TxState::Failed(DeliveryFailed)).unwrap();
         assert_eq!(json, r#"{"state":"failed","reason":"delivery_failed"}"#);

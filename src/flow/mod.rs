@@ -38,6 +38,16 @@ pub enum FailReason {
     Cancelled,
     /// Approved, but the push delivery to the RP gave up: the tokens can never be received.
     DeliveryFailed,
+    /// The SIM changed within the client's window: no SMS.
+    SimSwap,
+    /// The SIM-swap check gave no definite answer and the client's policy refuses SMS then.
+    SimSwapUnknown,
+    /// Too many wrong SMS codes for this transaction.
+    TooManyAttempts,
+    /// An SMS limit (MSISDN, client, prefix, budget) refused the message.
+    RateLimited,
+    /// No SMS could be sent (SMSC refused or unavailable).
+    SmsUnavailable,
 }
 
 impl FailReason {
@@ -50,16 +60,26 @@ impl FailReason {
             Self::OperatorTokenInvalid => "operator_token_invalid",
             Self::Cancelled => "cancelled",
             Self::DeliveryFailed => "delivery_failed",
+            Self::SimSwap => "sim_swap",
+            Self::SimSwapUnknown => "sim_swap_unknown",
+            Self::TooManyAttempts => "too_many_attempts",
+            Self::RateLimited => "rate_limited",
+            Self::SmsUnavailable => "sms_unavailable",
         }
     }
     /// Every label value, for metrics.
-    pub const ALL_LABELS: [&'static str; 6] = [
+    pub const ALL_LABELS: [&'static str; 11] = [
         "operator_unavailable",
         "not_enrolled",
         "operator_error",
         "operator_token_invalid",
         "cancelled",
         "delivery_failed",
+        "sim_swap",
+        "sim_swap_unknown",
+        "too_many_attempts",
+        "rate_limited",
+        "sms_unavailable",
     ];
 }
 
@@ -238,6 +258,10 @@ pub struct Transaction {
     /// applied. An operator hands a result out once, so nobody else fetches meanwhile.
     #[serde(default)]
     pub operator_fetch_until_ms: Option<u64>,
+    /// The SMS fallback's code or confirm link (HMAC only), attempts and sends
+    /// ([`crate::sms::otp`]); `None` while no SMS was armed.
+    #[serde(default)]
+    pub sms: Option<crate::sms::otp::SmsState>,
 }
 
 /// A bearer token the RP gave us for its notification endpoint: sent only there, never logged.

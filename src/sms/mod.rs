@@ -3,6 +3,10 @@
 //! one-time codes and confirm links, the message text and the anti-pumping limits. The decision
 //! *whether* to fall back is a pure function in `flow`; nothing here decides that.
 
+pub mod language;
+pub mod message;
+pub mod otp;
+
 use crate::msisdn::Msisdn;
 use async_trait::async_trait;
 
