@@ -418,6 +418,12 @@ async fn commit(gw: &Gateway, id: &str, check: impl Fn(&Transaction, u64) -> Che
             Check::Wrong(n) if n.state.is_pending() => (n, |_| Verdict::Rejected),
             Check::Wrong(n) => (n, Verdict::Ended),
         };
+        let mut next = next;
+        if next.state == TxState::Approved && next.redirect.is_some() {
+            // The browser goes back to the RP with our code at once: the approval lives as
+            // long as that code (as after an operator's redirect, `rp::callback`).
+            next.expires_at_ms = gw.clock.now_ms().saturating_add(gw.redirect.code_ttl_s * 1000);
+        }
         if cas(gw, version, tx, next.clone()).await?.is_some() {
             if !next.state.is_pending() {
                 gw.driver.kick(&next.id, gw.clock.now_ms());
