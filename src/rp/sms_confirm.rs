@@ -134,8 +134,9 @@ pub async fn get(
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
     let found = otp::find_link(gw, token).await.map_err(unavailable)?;
-    let Some(v) = found.filter(|v| live(&v.value, gw.clock.now_ms())) else {
-        return Ok(invalid(language(gw, None, headers)));
+    let Some(v) = found.as_ref().filter(|v| live(&v.value, gw.clock.now_ms())) else {
+        // The link's holder may learn its language, nothing else.
+        return Ok(invalid(language(gw, found.as_ref().map(|v| &v.value), headers)));
     };
     let tx = &v.value;
     log_tx(log, tx);
@@ -171,8 +172,9 @@ pub async fn post(
     log: &mut RequestLog,
 ) -> Result<Response<Full<Bytes>>, RpError> {
     let found = otp::find_link(gw, token).await.map_err(unavailable)?;
-    let Some(v) = found.filter(|v| live(&v.value, gw.clock.now_ms())) else {
-        return Ok(invalid(language(gw, None, headers)));
+    let Some(v) = found.as_ref().filter(|v| live(&v.value, gw.clock.now_ms())) else {
+        // The link's holder may learn its language, nothing else.
+        return Ok(invalid(language(gw, found.as_ref().map(|v| &v.value), headers)));
     };
     let tx = &v.value;
     log_tx(log, tx);
