@@ -272,3 +272,25 @@ async fn cancel_on_the_code_page_sends_access_denied() {
     assert_eq!(status, 302);
     assert!(headers["location"].to_str().unwrap().contains("error=access_denied"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_parallel_right_codes_approve_exactly_once() {
+    let demo = support::start_demo().await;
+    let (tx, code) = arm(&demo, SmsMode::Otp, None, "es").await;
+    let code = std::sync::Arc::new(code.expose().to_owned());
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (gw, id, code) = (demo.gateway.clone(), tx.id.clone(), code.clone());
+            tokio::spawn(async move { otp::submit_code(&gw, &id, &code).await.unwrap() })
+        })
+        .collect();
+    let mut approved = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), otp::Verdict::Done(d) if d.state == TxState::Approved) {
+            approved += 1;
+        }
+    }
+    assert_eq!(approved, 1, "one compare-and-set wins (S-03)");
+    let stored = demo.gateway.store.get(&tx.id).await.unwrap().unwrap().value;
+    assert_eq!((stored.state, stored.sms.unwrap().attempts), (TxState::Approved, 0));
+}
