@@ -127,6 +127,8 @@ pub struct Gateway {
     pub metadata_json: Bytes,
     /// Background driver of ping/push transactions (schedule and delivery client).
     pub driver: crate::flow::driver::Driver,
+    /// SMS codes and confirm links: settings and HMAC key.
+    pub sms_codes: crate::sms::otp::SmsCodes,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -219,6 +221,9 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     let subscriber_secret = crate::tokens::load_or_generate_secret(
         cfg.keys.subscriber_id_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
     )?;
+    let sms_hmac_secret = crate::tokens::load_or_generate_secret(
+        cfg.keys.sms_hmac_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
+    )?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
     let issuer = cfg.server.issuer.clone();
     let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());
@@ -248,5 +253,6 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         max_body_bytes: cfg.server.max_body_bytes,
         metadata_json,
         driver: crate::flow::driver::Driver::new(&cfg.driver, &cfg.notifications).map_err(BuildError::Driver)?,
+        sms_codes: crate::sms::otp::SmsCodes::new(&cfg.sms_codes, sms_hmac_secret),
     })
 }

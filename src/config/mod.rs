@@ -110,4 +110,18 @@ mod tests {
         assert!(err.0[0].path.starts_with("server"), "{err}");
         assert!(err.0[0].message.contains("listen_typo"), "{err}");
     }
+
+    #[test]
+    fn sms_code_settings_are_bounded_and_every_bad_one_is_named() {
+        let text = EMBEDDED_ROUTING_TOML
+            .replace("code_digits = 6 ", "code_digits = 5 ")
+            .replace("code_ttl_s = 300 ", "code_ttl_s = 301 ")
+            .replace("max_attempts = 5 ", "max_attempts = 6 ")
+            .replace("max_segments = 2 ", "max_segments = 0 ")
+            .replace("default_language = \"es\"", "default_language = \"fr\"");
+        let err = parse(&text, Path::new("."), ValidateOptions { check_environment: false }).unwrap_err().to_string();
+        for key in ["code_digits", "code_ttl_s", "max_attempts", "max_segments", "default_language"] {
+            assert!(err.contains(&format!("sms_codes.{key}")), "{key}: {err}");
+        }
+    }
 }

@@ -54,6 +54,68 @@ pub struct Config {
     /// The SMS fallback channel.
     #[serde(default)]
     pub sms: SmsConfig,
+    /// SMS fallback one-time codes, confirm links and message text.
+    #[serde(default)]
+    pub sms_codes: SmsCodesConfig,
+}
+
+/// `[sms_codes]`: the SMS fallback's one-time codes and confirm links (shared/security.md
+/// S-01, S-02, S-05, S-10, S-12).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmsCodesConfig {
+    /// Digits of a one-time code, 6–8.
+    #[serde(default = "default_sms_code_digits")]
+    pub code_digits: u8,
+    /// Lifetime of a code or confirm link, seconds (1–300; never beyond the transaction).
+    #[serde(default = "default_sms_code_ttl")]
+    pub code_ttl_s: u64,
+    /// Wrong codes per transaction before it fails `too_many_attempts` (1–5).
+    #[serde(default = "default_sms_max_attempts")]
+    pub max_attempts: u32,
+    /// Most SMS segments a message may take (1–3); a longer binding message is shortened.
+    #[serde(default = "default_sms_code_max_segments")]
+    pub max_segments: u8,
+    /// Language of texts and pages when neither `ui_locales` nor `Accept-Language` names
+    /// `ca`, `es` or `en`.
+    #[serde(default = "default_sms_language")]
+    pub default_language: String,
+}
+
+impl Default for SmsCodesConfig {
+    fn default() -> Self {
+        Self {
+            code_digits: default_sms_code_digits(),
+            code_ttl_s: default_sms_code_ttl(),
+            max_attempts: default_sms_max_attempts(),
+            max_segments: default_sms_code_max_segments(),
+            default_language: default_sms_language(),
+        }
+    }
+}
+
+/// Default digits of an SMS code (S-01: at least 6).
+pub const DEFAULT_SMS_CODE_DIGITS: u8 = 6;
+fn default_sms_code_digits() -> u8 {
+    DEFAULT_SMS_CODE_DIGITS
+}
+/// Default lifetime of an SMS code or link, seconds (S-02).
+pub const DEFAULT_SMS_CODE_TTL_S: u64 = 300;
+fn default_sms_code_ttl() -> u64 {
+    DEFAULT_SMS_CODE_TTL_S
+}
+/// Default wrong codes allowed per transaction (S-05).
+pub const DEFAULT_SMS_MAX_ATTEMPTS: u32 = 5;
+fn default_sms_max_attempts() -> u32 {
+    DEFAULT_SMS_MAX_ATTEMPTS
+}
+/// Default SMS segment budget of one message (S-12).
+pub const DEFAULT_SMS_MAX_SEGMENTS: u8 = 2;
+fn default_sms_code_max_segments() -> u8 {
+    DEFAULT_SMS_MAX_SEGMENTS
+}
+fn default_sms_language() -> String {
+    "es".into()
 }
 
 /// `[driver]`: the background driver that advances transactions of ping/push clients (the
@@ -185,6 +247,10 @@ pub struct KeysConfig {
     /// File holding the secret (≥ 32 bytes) behind subscriber ids (`ENCR_MSISDN`); empty = generated.
     #[serde(default)]
     pub subscriber_id_secret_file: Option<PathBuf>,
+    /// File holding the secret (≥ 32 bytes) keying the HMACs of SMS codes and confirm links
+    /// (S-08: never in the store); empty = generated (codes die with the process).
+    #[serde(default)]
+    pub sms_hmac_secret_file: Option<PathBuf>,
 }
 
 /// `[tokens]`.

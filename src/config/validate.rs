@@ -220,6 +220,29 @@ impl Validator {
         if let Some(f) = &cfg.keys.subscriber_id_secret_file {
             self.file("keys.subscriber_id_secret_file", base, f, opts);
         }
+        if let Some(f) = &cfg.keys.sms_hmac_secret_file {
+            self.file("keys.sms_hmac_secret_file", base, f, opts);
+        }
+        self.sms_codes(cfg);
+    }
+
+    fn sms_codes(&mut self, cfg: &Config) {
+        let c = &cfg.sms_codes;
+        if !(6..=8).contains(&c.code_digits) {
+            self.err("sms_codes.code_digits", "must be between 6 and 8 (S-01)");
+        }
+        if c.code_ttl_s == 0 || c.code_ttl_s > 300 {
+            self.err("sms_codes.code_ttl_s", "must be between 1 and 300 (codes live at most 5 min, S-02)");
+        }
+        if c.max_attempts == 0 || c.max_attempts > 5 {
+            self.err("sms_codes.max_attempts", "must be between 1 and 5 (S-05)");
+        }
+        if c.max_segments == 0 || c.max_segments > 3 {
+            self.err("sms_codes.max_segments", "must be between 1 and 3");
+        }
+        if !["ca", "es", "en"].contains(&c.default_language.as_str()) {
+            self.err("sms_codes.default_language", "must be one of ca, es, en");
+        }
     }
 
     fn ciba(&mut self, cfg: &Config) {

@@ -321,7 +321,9 @@ mod tests {
             DeliveryFailed,
             SimSwap,
             SimSwapUnknown,
+            TooManyAttempts,
             RateLimited,
+            SmsUnavailable,
         ];
         assert_eq!(all.map(|r| r.as_str()), super::super::FailReason::ALL_LABELS);
         let json = serde_json::to_string(&TxState::Failed(DeliveryFailed)).unwrap();

@@ -39,12 +39,16 @@ pub enum FailReason {
     Cancelled,
     /// Approved, but the push delivery to the RP gave up: the tokens can never be received.
     DeliveryFailed,
-    /// SMS refused: the SIM changed within the client's `sim_swap_max_age_h` (S-14).
+    /// The SIM changed within the client's window: no SMS.
     SimSwap,
-    /// SMS refused: the SIM-swap check gave no definite answer and the client denies then (S-15).
+    /// The SIM-swap check gave no definite answer and the client's policy refuses SMS then.
     SimSwapUnknown,
-    /// SMS refused by an anti-pumping limit or budget (S-06, S-17, S-18).
+    /// Too many wrong SMS codes for this transaction.
+    TooManyAttempts,
+    /// An SMS limit (MSISDN, client, prefix, budget) refused the message.
     RateLimited,
+    /// No SMS could be sent (SMSC refused or unavailable).
+    SmsUnavailable,
 }
 
 impl FailReason {
@@ -59,11 +63,13 @@ impl FailReason {
             Self::DeliveryFailed => "delivery_failed",
             Self::SimSwap => "sim_swap",
             Self::SimSwapUnknown => "sim_swap_unknown",
+            Self::TooManyAttempts => "too_many_attempts",
             Self::RateLimited => "rate_limited",
+            Self::SmsUnavailable => "sms_unavailable",
         }
     }
     /// Every label value, for metrics.
-    pub const ALL_LABELS: [&'static str; 9] = [
+    pub const ALL_LABELS: [&'static str; 11] = [
         "operator_unavailable",
         "not_enrolled",
         "operator_error",
@@ -72,7 +78,9 @@ impl FailReason {
         "delivery_failed",
         "sim_swap",
         "sim_swap_unknown",
+        "too_many_attempts",
         "rate_limited",
+        "sms_unavailable",
     ];
 }
 
@@ -251,6 +259,10 @@ pub struct Transaction {
     /// applied. An operator hands a result out once, so nobody else fetches meanwhile.
     #[serde(default)]
     pub operator_fetch_until_ms: Option<u64>,
+    /// The SMS fallback's code or confirm link (HMAC only), attempts and sends
+    /// ([`crate::sms::otp`]); `None` while no SMS was armed.
+    #[serde(default)]
+    pub sms: Option<crate::sms::otp::SmsState>,
 }
 
 /// A bearer token the RP gave us for its notification endpoint: sent only there, never logged.

@@ -80,19 +80,34 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
         CasResult::Conflict { .. } => return Err(unknown()),
     }
     match to {
-        TxState::Approved => {
-            let code = crate::clock::random_token(32);
-            if gw.store.put_if_absent(&code_key(&code), &tx.id, now + code_ttl_ms).await.map_err(unavailable)?.is_some()
-            {
-                return back(RpError::Internal("authorization code collision".into()));
-            }
-            redirect_back::code(&flow.redirect_uri, &code, &flow.state, &gw.issuer)
-        }
+        TxState::Approved => issue_code_redirect(gw, &tx.id, &flow, now).await,
         TxState::Denied => back(RpError::PersonDenied),
         TxState::Expired => back(RpError::ExpiredToken),
         TxState::Failed(reason) => back(RpError::TransactionFailed(reason)),
         _ => back(RpError::Internal("unexpected state after the operator's return".into())),
     }
+}
+
+/// The approved redirect-flow transaction `tx_id` goes back to its RP: a fresh single-use code
+/// of ours (`redirect.code_ttl_s`, stored by its hash) in a 302 to the RP's `redirect_uri`.
+/// Shared by the operator's return here and the SMS code page ([`super::sms_otp`]).
+pub async fn issue_code_redirect(
+    gw: &Gateway,
+    tx_id: &str,
+    flow: &crate::flow::redirect::RedirectFlow,
+    now: u64,
+) -> Result<Response<Full<Bytes>>, RpError> {
+    let code = crate::clock::random_token(32);
+    let until = now + gw.redirect.code_ttl_s * 1000;
+    if gw.store.put_if_absent(&code_key(&code), tx_id, until).await.map_err(unavailable)?.is_some() {
+        return redirect_back::error(
+            &flow.redirect_uri,
+            &RpError::Internal("authorization code collision".into()),
+            Some(&flow.state),
+            &gw.issuer,
+        );
+    }
+    redirect_back::code(&flow.redirect_uri, &code, &flow.state, &gw.issuer)
 }
 
 fn unavailable(e: crate::store::StoreError) -> RpError {

@@ -25,8 +25,13 @@ pub fn escape(s: &str) -> String {
 
 /// A full page; `title` and `body_html` are trusted markup built with [`escape`].
 pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Full<Bytes>> {
+    page_in(status, "en", title, body_html)
+}
+
+/// As [`page`], in language `lang` (a static BCP 47 tag: the `lang` attribute).
+pub fn page_in(status: StatusCode, lang: &'static str, title: &str, body_html: &str) -> Response<Full<Bytes>> {
     let doc = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>{title}</title>\
          <style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:2rem auto;padding:0 1rem;line-height:1.5}}\
          label,input,button{{display:block;font-size:1.1rem;margin:.5rem 0}}input{{width:100%;padding:.4rem}}\

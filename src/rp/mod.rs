@@ -21,6 +21,8 @@ pub mod op_notify;
 pub mod redirect_back;
 pub mod request_object;
 pub mod si_authorize;
+pub mod sms_confirm;
+pub mod sms_otp;
 pub mod token;
 pub mod token_code;
 pub mod userinfo;
@@ -164,6 +166,8 @@ enum Route {
     Callback,
     Userinfo,
     OperatorNotify,
+    SmsConfirm,
+    SmsOtp,
 }
 
 /// The checked-in OpenAPI 3.1 description of this surface (`docs/openapi.json`), served as is.
@@ -171,7 +175,7 @@ pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 
 impl Route {
     /// Every route (the OpenAPI test checks the document against this list).
-    const ALL: [Route; 13] = [
+    const ALL: [Route; 15] = [
         Self::Metadata,
         Self::Jwks,
         Self::OpenApi,
@@ -185,6 +189,8 @@ impl Route {
         Self::Callback,
         Self::Userinfo,
         Self::OperatorNotify,
+        Self::SmsConfirm,
+        Self::SmsOtp,
     ];
 
     /// The path, as the OpenAPI document spells it.
@@ -203,6 +209,8 @@ impl Route {
             Self::Callback => "/callback",
             Self::Userinfo => "/userinfo",
             Self::OperatorNotify => "/op/{operator}/notify",
+            Self::SmsConfirm => "/sms/confirm/{token}",
+            Self::SmsOtp => sms_otp::PATH,
         }
     }
 
@@ -221,6 +229,8 @@ impl Route {
             "/callback" => Self::Callback,
             "/userinfo" => Self::Userinfo,
             p if op_notify::operator_of(p).is_some() => Self::OperatorNotify,
+            sms_otp::PATH => Self::SmsOtp,
+            p if sms_confirm::token_of(p).is_some() => Self::SmsConfirm,
             _ => return None,
         })
     }
@@ -238,6 +248,8 @@ impl Route {
             Self::Callback => Endpoint::Callback,
             Self::Userinfo => Endpoint::Userinfo,
             Self::OperatorNotify => Endpoint::OperatorNotify,
+            Self::SmsConfirm => Endpoint::SmsConfirm,
+            Self::SmsOtp => Endpoint::SmsOtp,
         }
     }
 
@@ -246,6 +258,7 @@ impl Route {
         match self {
             Self::BcAuthorize | Self::Cancel | Self::Token | Self::OperatorNotify => "POST",
             Self::Discovery | Self::Authorize | Self::Userinfo | Self::SiAuthorize => "GET, POST",
+            Self::SmsConfirm | Self::SmsOtp => "GET, HEAD, POST",
             Self::Metadata | Self::Jwks | Self::OpenApi | Self::OperatorSelection | Self::Callback => "GET",
         }
     }
@@ -316,6 +329,23 @@ async fn dispatch(
             let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
             let operator = op_notify::operator_of(&path).unwrap_or_default();
             op_notify::handle(gw, operator, &parts.headers, &body, log).await
+        }
+        (Route::SmsConfirm, &Method::GET | &Method::HEAD) => {
+            let token = sms_confirm::token_of(req.uri().path()).unwrap_or_default();
+            sms_confirm::get(gw, token, req.headers(), log).await
+        }
+        (Route::SmsOtp, &Method::GET | &Method::HEAD) => {
+            sms_otp::get(gw, &Params::parse(query(&req))?, req.headers(), log).await
+        }
+        (Route::SmsConfirm | Route::SmsOtp, &Method::POST) => {
+            let path = req.uri().path().to_owned();
+            form::require_form(req.headers())?;
+            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let form = Params::parse(&body)?;
+            match sms_confirm::token_of(&path) {
+                Some(token) => sms_confirm::post(gw, token, &parts.headers, &form, log).await,
+                None => sms_otp::post(gw, &form, &parts.headers, log).await,
+            }
         }
         (route, _) => Err(RpError::MethodNotAllowed(route.allow())),
     }

@@ -3,7 +3,11 @@
 //! one-time codes and confirm links, the message text and the anti-pumping limits. The decision
 //! *whether* to fall back is a pure function in `flow`; nothing here decides that.
 
+pub mod language;
 pub mod limits;
+pub mod message;
+pub mod otp;
+pub mod transport;
 
 use crate::msisdn::Msisdn;
 use async_trait::async_trait;
@@ -36,8 +40,10 @@ pub struct SubmitReceipt {
     pub message_id: String,
 }
 
-/// Why a message was not accepted. Either way nothing reached the phone, so the caller may
-/// answer `failed{sms_unavailable}` without risking a second live code.
+/// Why a message was not accepted. `Rejected` means the SMSC refused it: nothing reached the
+/// phone. `Unavailable` after the request was written (a timeout, a session lost mid-submit)
+/// may still deliver it: the caller never sends a second code for the same transaction, it
+/// answers `failed{sms_unavailable}`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SmsError {
     /// The SMSC answered and refused (throttled, submit failed, invalid destination).
@@ -69,5 +75,3 @@ pub trait SmsTransport: Send + Sync + 'static {
     /// What the delivery receipts say about `message_id` so far.
     fn delivery_state(&self, message_id: &str) -> DeliveryState;
 }
-
-pub mod transport;

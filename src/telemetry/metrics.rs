@@ -33,13 +33,17 @@ pub enum Endpoint {
     Userinfo,
     /// `/op/{operator}/notify`
     OperatorNotify,
+    /// `/sms/confirm/{token}` (SMS confirm link page)
+    SmsConfirm,
+    /// `/sms/otp` (SMS code page of the redirect flow)
+    SmsOtp,
     /// anything else
     Other,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 12] = [
+    pub const ALL: [Endpoint; 14] = [
         Self::Metadata,
         Self::Jwks,
         Self::Discovery,
@@ -51,6 +55,8 @@ impl Endpoint {
         Self::Callback,
         Self::Userinfo,
         Self::OperatorNotify,
+        Self::SmsConfirm,
+        Self::SmsOtp,
         Self::Other,
     ];
     /// Label value.
@@ -67,6 +73,8 @@ impl Endpoint {
             Self::Callback => "callback",
             Self::Userinfo => "userinfo",
             Self::OperatorNotify => "operator_notify",
+            Self::SmsConfirm => "sms_confirm",
+            Self::SmsOtp => "sms_otp",
             Self::Other => "other",
         }
     }
