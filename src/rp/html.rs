@@ -62,9 +62,8 @@ pub fn allow_form_redirect_to(mut resp: Response<Full<Bytes>>, redirect_uri: &st
     let Ok(uri) = url::Url::parse(redirect_uri) else { return resp };
     let origin = uri.origin();
     let source = if origin.is_tuple() { origin.ascii_serialization() } else { format!("{}:", uri.scheme()) };
-    let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}; frame-ancestors 'none'"
-    );
+    let csp =
+        format!("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}; frame-ancestors 'none'");
     if let Ok(v) = HeaderValue::from_str(&csp) {
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
