@@ -111,6 +111,22 @@ pub fn number_page(token: &str, client_name: &str, error: Option<&str>) -> Respo
 mod tests {
     use super::*;
 
+    fn csp(r: &Response<Full<Bytes>>) -> &str {
+        r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap()
+    }
+
+    #[test]
+    fn form_redirects_are_allowed_to_the_rp_origin_only() {
+        let page = || page(StatusCode::OK, "t", "");
+        let web = allow_form_redirect_to(page(), "https://rp.example:8443/cb?x=1");
+        assert!(csp(&web).contains("form-action 'self' https://rp.example:8443;"), "{}", csp(&web));
+        assert!(csp(&web).contains("default-src 'none'") && csp(&web).contains("frame-ancestors 'none'"));
+        let app = allow_form_redirect_to(page(), "com.example.app:/oauth");
+        assert!(csp(&app).contains("form-action 'self' com.example.app:;"), "{}", csp(&app));
+        let junk = allow_form_redirect_to(page(), "not a uri");
+        assert!(csp(&junk).contains("form-action 'self';"), "{}", csp(&junk));
+    }
+
     #[test]
     fn escaping_neutralises_markup() {
         assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
