@@ -54,6 +54,22 @@ pub fn page_in(status: StatusCode, lang: &'static str, title: &str, body_html: &
     resp
 }
 
+/// Lets the forms of page `resp` end in a redirect to `redirect_uri`'s origin: browsers apply
+/// CSP `form-action` to the redirects after a form POST too, so a page whose POST answers with
+/// a 302 back to the RP must name the RP's origin (or, for a custom-scheme app URI, its
+/// scheme). Leaves `'self'` only if the URI does not parse.
+pub fn allow_form_redirect_to(mut resp: Response<Full<Bytes>>, redirect_uri: &str) -> Response<Full<Bytes>> {
+    let Ok(uri) = url::Url::parse(redirect_uri) else { return resp };
+    let origin = uri.origin();
+    let source = if origin.is_tuple() { origin.ascii_serialization() } else { format!("{}:", uri.scheme()) };
+    let csp =
+        format!("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}; frame-ancestors 'none'");
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    resp
+}
+
 /// The page for a request that must not be redirected anywhere.
 pub fn error_page(message: &str) -> Response<Full<Bytes>> {
     page(
@@ -94,6 +110,22 @@ pub fn number_page(token: &str, client_name: &str, error: Option<&str>) -> Respo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn csp(r: &Response<Full<Bytes>>) -> &str {
+        r.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap()
+    }
+
+    #[test]
+    fn form_redirects_are_allowed_to_the_rp_origin_only() {
+        let page = || page(StatusCode::OK, "t", "");
+        let web = allow_form_redirect_to(page(), "https://rp.example:8443/cb?x=1");
+        assert!(csp(&web).contains("form-action 'self' https://rp.example:8443;"), "{}", csp(&web));
+        assert!(csp(&web).contains("default-src 'none'") && csp(&web).contains("frame-ancestors 'none'"));
+        let app = allow_form_redirect_to(page(), "com.example.app:/oauth");
+        assert!(csp(&app).contains("form-action 'self' com.example.app:;"), "{}", csp(&app));
+        let junk = allow_form_redirect_to(page(), "not a uri");
+        assert!(csp(&junk).contains("form-action 'self';"), "{}", csp(&junk));
+    }
 
     #[test]
     fn escaping_neutralises_markup() {

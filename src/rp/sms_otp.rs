@@ -146,7 +146,12 @@ pub fn render(gw: &Gateway, tx: &Transaction, handle: &str, lang: Language, wron
         submit = escape(t.submit),
         cancel = escape(t.cancel),
     );
-    page_in(status, lang.tag(), &escape(t.title), &body)
+    let page = page_in(status, lang.tag(), &escape(t.title), &body);
+    // Its POST answers with a 302 back to the RP: CSP form-action must allow that origin.
+    match tx.redirect.as_ref() {
+        Some(flow) => super::html::allow_form_redirect_to(page, &flow.redirect_uri),
+        None => page,
+    }
 }
 
 fn message(status: StatusCode, lang: Language, title: &str, msg: &str) -> Response<Full<Bytes>> {

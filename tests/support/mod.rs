@@ -2,6 +2,9 @@
 //! ephemeral loopback ports with fast timings, and a small RP client for its endpoints.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod sms;
+
 use mcgate::demo::{Demo, DemoOptions};
 use serde_json::Value;
 use std::time::Duration;
