@@ -52,6 +52,9 @@ pub struct OperatorInfo {
     pub country: String,
     /// MCC-MNC pairs.
     pub mcc_mnc: Vec<String>,
+    /// Where the redirect flow sends browsers at this operator: its authorization endpoint if
+    /// pinned, else its issuer (pages that POST there must allow it in `form-action`).
+    pub browser_target: String,
 }
 
 /// Material generated instead of read from files (demo, tests).
@@ -207,6 +210,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
             operators.push(Arc::new(MobileConnectCiba::new(op, &secret, dir, clock, &metrics)?));
         }
         operator_info.push(OperatorInfo {
+            browser_target: op.authorization_endpoint.clone().unwrap_or_else(|| op.issuer.clone()),
             id: op.id.clone(),
             name: op.display_name.clone().unwrap_or_else(|| op.id.clone()),
             country: op.country.clone(),

@@ -429,6 +429,14 @@ async fn without_login_hint_a_number_page_asks_and_its_token_is_single_use() {
     let page = b.get(&req.url(&demo)).await;
     assert_eq!(page.status, 200);
     assert!(page.content_type.starts_with("text/html"));
+    // Browsers apply `form-action` to the 302 that answers the form: every operator's origin
+    // (and the RP's, for error redirects) must be allowed, or the browser stays on the page.
+    let raw = b.http.get(req.url(&demo)).send().await.unwrap();
+    let csp = raw.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    for sim in &demo.sims {
+        assert!(csp.contains(sim.issuer()), "{} missing from {csp}", sim.issuer());
+    }
+    assert!(csp.contains("http://127.0.0.1") && csp.contains("frame-ancestors 'none'"), "{csp}");
     assert!(page.body.contains("<label for=\"login_hint\">") && !page.body.contains("<script"), "{}", page.body);
     let token = page.body.split("name=\"request\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
 

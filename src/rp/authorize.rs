@@ -187,7 +187,13 @@ async fn number_page(
     if gw.store.put_if_absent(&page_key(&token), tx_id, until_ms).await.map_err(unavailable)?.is_some() {
         return Err(RpError::Internal("page token collision".into()));
     }
-    Ok(html::number_page(&token, &client.name, error))
+    // The form's POST is answered by a 302 to the person's operator (or back to the RP with an
+    // error): browsers apply `form-action` to that redirect too.
+    let targets = gw.operator_info.iter().map(|o| o.browser_target.as_str());
+    Ok(html::allow_form_redirects_to(
+        html::number_page(&token, &client.name, error),
+        targets.chain(client.redirect_uris.iter().map(String::as_str)),
+    ))
 }
 
 /// `POST /authorize`: the number page's answer (`request` names the pending request and is

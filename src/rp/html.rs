@@ -58,12 +58,29 @@ pub fn page_in(status: StatusCode, lang: &'static str, title: &str, body_html: &
 /// CSP `form-action` to the redirects after a form POST too, so a page whose POST answers with
 /// a 302 back to the RP must name the RP's origin (or, for a custom-scheme app URI, its
 /// scheme). Leaves `'self'` only if the URI does not parse.
-pub fn allow_form_redirect_to(mut resp: Response<Full<Bytes>>, redirect_uri: &str) -> Response<Full<Bytes>> {
-    let Ok(uri) = url::Url::parse(redirect_uri) else { return resp };
-    let origin = uri.origin();
-    let source = if origin.is_tuple() { origin.ascii_serialization() } else { format!("{}:", uri.scheme()) };
-    let csp =
-        format!("default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {source}; frame-ancestors 'none'");
+pub fn allow_form_redirect_to(resp: Response<Full<Bytes>>, redirect_uri: &str) -> Response<Full<Bytes>> {
+    allow_form_redirects_to(resp, [redirect_uri])
+}
+
+/// As [`allow_form_redirect_to`] for several targets (the number page's POST goes on to the
+/// person's operator, or back to the RP with an error). Unparsable URIs are left out.
+pub fn allow_form_redirects_to<'a>(
+    mut resp: Response<Full<Bytes>>,
+    targets: impl IntoIterator<Item = &'a str>,
+) -> Response<Full<Bytes>> {
+    let mut sources: Vec<String> = Vec::new();
+    for t in targets {
+        let Ok(uri) = url::Url::parse(t) else { continue };
+        let origin = uri.origin();
+        let source = if origin.is_tuple() { origin.ascii_serialization() } else { format!("{}:", uri.scheme()) };
+        if !sources.contains(&source) {
+            sources.push(source);
+        }
+    }
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'",
+        sources.join(" ")
+    );
     if let Ok(v) = HeaderValue::from_str(&csp) {
         resp.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
     }
