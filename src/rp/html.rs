@@ -77,6 +77,9 @@ pub fn allow_form_redirects_to<'a>(
             sources.push(source);
         }
     }
+    if sources.is_empty() {
+        return resp; // the page's own policy (`form-action 'self'`) stays
+    }
     let csp = format!(
         "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' {}; frame-ancestors 'none'",
         sources.join(" ")
