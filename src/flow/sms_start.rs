@@ -318,3 +318,44 @@ pub fn sms_refusal_state(started: &Started) -> Option<TxState> {
         _ => None,
     }
 }
+
+/// For a stored `pending_push` transaction whose operator signalled `signal`: the SMS fallback
+/// as a transaction to write instead of the caller's own outcome — `pending_sms` with the SMS
+/// sent, or an SMS refusal (`failed{sim_swap|sim_swap_unknown|rate_limited|sms_unavailable}`).
+/// `None`: no SMS was in question (client not opted in, a class that never falls back, a
+/// "maybe delivered" push before its deadline…); the caller keeps its outcome. Apply the
+/// result to any re-read version with [`apply_sms`]: it is computed (and sent) once.
+pub async fn after_push(gw: &Gateway, tx: &Transaction, signal: SignalClass) -> Option<Transaction> {
+    if tx.state != TxState::PendingPush || !gw.sms.opted_in(&tx.client_id) {
+        return None;
+    }
+    let now = gw.clock.now_ms();
+    let mode = if tx.redirect.is_some() { SmsMode::Otp } else { SmsMode::Link };
+    let started = start(gw, tx, Some(signal), timing(tx, now), Phase::AfterAck, mode, None).await;
+    if let Some(state) = sms_refusal_state(&started) {
+        let mut t = tx.clone();
+        t.state = state;
+        return Some(t);
+    }
+    match started {
+        Started::Sms(sent) => Some(*sent),
+        Started::NoSms { .. } => None,
+    }
+}
+
+/// The push deadline of a `pending_push` transaction (held at `version`) has passed: for an
+/// opted-in client, the "maybe delivered" push falls back to SMS now (one SMS only: the
+/// compare-and-set from `version` decides; a lost race leaves that SMS's link dead). Returns
+/// whether the transaction was rewritten (the caller re-reads it).
+pub async fn on_push_deadline(gw: &Gateway, tx: &Transaction, version: u64) -> Result<bool, crate::store::StoreError> {
+    let now = gw.clock.now_ms();
+    if tx.state != TxState::PendingPush
+        || timing(tx, now) != Timing::AfterPushDeadline
+        || tx.operator_fetch_in_flight(now)
+        || !gw.sms.opted_in(&tx.client_id)
+    {
+        return Ok(false);
+    }
+    let Some(next) = after_push(gw, tx, SignalClass::PushTimeout).await else { return Ok(false) };
+    Ok(super::progress::cas(gw, version, tx, next).await?.is_some())
+}
