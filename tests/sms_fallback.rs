@@ -220,3 +220,79 @@ async fn a_pumping_burst_stops_at_the_client_limits_while_push_keeps_working() {
     }
     demo.stop().await;
 }
+
+/// Value of `name="<name>" value="…"` in a page.
+fn hidden(html: &str, name: &str) -> String {
+    let needle = format!("name=\"{name}\" value=\"");
+    let at = html.find(&needle).unwrap_or_else(|| panic!("{name} field")) + needle.len();
+    html[at..].chars().take_while(|c| *c != '"').collect()
+}
+
+#[tokio::test]
+async fn redirect_flow_with_operator_500_goes_to_the_otp_page_and_the_right_code_gets_tokens() {
+    const CB: &str = "http://127.0.0.1/demo-rp-sms/callback";
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let demo = start_demo().await;
+    let cert = reqwest::Certificate::from_pem(demo.tls_cert_pem.as_bytes()).unwrap();
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_certs_only([cert])
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let msisdn = number(&demo, "movistar", 5);
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", &demo.sms_client_id)
+        .append_pair("redirect_uri", CB)
+        .append_pair("scope", "openid mc_authn")
+        .append_pair("state", "st-sms")
+        .append_pair("nonce", "n-sms")
+        .append_pair("login_hint", &format!("MSISDN:{msisdn}"))
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256");
+    let mut next = format!("{}/authorize?{}", demo.public_url, q.finish());
+    // RP → /authorize → operator (server_error) → /callback → our OTP page.
+    let mut page = None;
+    for _ in 0..4 {
+        let r = browser.get(&next).send().await.unwrap();
+        assert_eq!(r.status(), 302, "{next}");
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        if loc.starts_with("/sms/otp?") {
+            page = Some(format!("{}{loc}", demo.public_url));
+            break;
+        }
+        assert!(!loc.starts_with(CB), "went back to the RP instead: {loc}");
+        next = loc;
+    }
+    let page = page.expect("sent to the OTP page");
+    let html = browser.get(&page).send().await.unwrap().text().await.unwrap();
+    let text = sms_text(&demo, &msisdn).await.expect("SMS with the code");
+    let (host, code) = mcgate::sms::message::parse_origin_bound(&text).expect("origin-bound last line");
+    assert_eq!(host, "127.0.0.1");
+    let form = [("s", hidden(&html, "s")), ("csrf", hidden(&html, "csrf")), ("code", code)];
+    let r = browser.post(format!("{}/sms/otp", demo.public_url)).form(&form).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let back = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(back.as_str().starts_with(CB));
+    let our_code = back.query_pairs().find(|(k, _)| k == "code").expect("code").1.into_owned();
+    let rp = sms_rp(&demo);
+    let tokens = rp
+        .post(
+            "/token",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &our_code),
+                ("redirect_uri", CB),
+                ("code_verifier", VERIFIER),
+            ],
+        )
+        .await;
+    assert_eq!(tokens.status, 200, "{:?}", tokens.body);
+    let id = claims(tokens.body["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "2");
+    assert_eq!(id["amr"], serde_json::json!(["sms", "otp"]));
+    assert_eq!(id["nonce"], "n-sms");
+    demo.stop().await;
+}
