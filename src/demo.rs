@@ -444,7 +444,8 @@ fn sms_instructions(s: &mut String, demo: &Demo) {
     let sms = &demo.sms_client_id;
     let auth = format!("-u {sms}:{}", demo.client_secret.expose());
     let n = |d: u8| sms_test_msisdn(gw, sms, "movistar", d).map(|m| m.digits()).unwrap_or_else(|| "-".into());
-    let _ = writeln!(s, "  SMS fallback: client_id {sms} (same secret) opted in; the other demo clients never get SMS.");
+    let _ =
+        writeln!(s, "  SMS fallback: client_id {sms} (same secret) opted in; the other demo clients never get SMS.");
     let _ = writeln!(
         s,
         "  For {sms}: …4 (not enrolled, e.g. {}) and …5 (operator HTTP 500, e.g. {}) get an SMS confirm link",
@@ -470,7 +471,10 @@ fn sms_instructions(s: &mut String, demo: &Demo) {
         s,
         "  CSRF=$(curl -s --cacert $CA \"$LINK\" | sed -n 's/.*name=\"csrf\" value=\"\\([^\"]*\\)\".*/\\1/p')   # the confirm page"
     );
-    let _ = writeln!(s, "  curl -s --cacert $CA -d csrf=$CSRF -d decision=approve \"$LINK\" >/dev/null   # the Approve button");
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA -d csrf=$CSRF -d decision=approve \"$LINK\" >/dev/null   # the Approve button"
+    );
     let _ = writeln!(
         s,
         "  curl -s --cacert $CA {auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"

@@ -210,7 +210,7 @@ async fn a_pumping_burst_stops_at_the_client_limits_while_push_keeps_working() {
             other => panic!("{other}: {:?}", a.body),
         }
     }
-    assert!(sent >= 1 && sent <= 4, "sent {sent}");
+    assert!((1..=4).contains(&sent), "sent {sent}");
     assert!(refused >= 6, "refused {refused}");
     assert_eq!(demo.smsc.messages().len() as u64, sent as u64);
     // Push is never blocked by SMS limits, for this client or others.

@@ -16,9 +16,9 @@ use super::request_object::{verify_request_object, Expected};
 use super::RequestLog;
 use crate::app::Gateway;
 use crate::flow::delivery::RequestDelivery;
-use crate::flow::{Channel, DeliveryMode, FailReason, NotificationToken, OperatorRef, Transaction, TxState};
 use crate::flow::fallback::{Phase, SignalClass, Timing};
 use crate::flow::sms_start;
+use crate::flow::{Channel, DeliveryMode, FailReason, NotificationToken, OperatorRef, Transaction, TxState};
 use crate::operators::{PushError, PushRequest};
 use crate::sms::otp::SmsMode;
 use bytes::Bytes;
@@ -166,7 +166,9 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
     log.msisdn = Some(msisdn);
     // An operator without Mobile Connect may still be reached by SMS for opted-in clients.
     let (route, operator) = match operator_for(gw, client, &msisdn, log) {
-        Err(RpError::AccessDenied(_)) if gw.sms.opted_in(&client.client_id) => routed_operator(gw, client, &msisdn, log)?,
+        Err(RpError::AccessDenied(_)) if gw.sms.opted_in(&client.client_id) => {
+            routed_operator(gw, client, &msisdn, log)?
+        }
         other => other?,
     };
     let push_capable = operator.push_capable();
