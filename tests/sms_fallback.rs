@@ -138,6 +138,9 @@ async fn denied_and_acr_3_never_produce_an_sms() {
     let a = ciba(&rp, &number(&demo, "movistar", 4), &[("acr_values", "3")]).await;
     assert_eq!(a.error(), "unknown_user_id", "acr 3: the class's answer, no SMS");
     assert_eq!(demo.smsc.messages().len() as u64, 0);
+    // `mcgate demo` prints which numbers fall back and where the SMS shows.
+    let text = mcgate::demo::instructions(&demo, std::path::Path::new("ca.pem"), std::path::Path::new("key.pem"));
+    assert!(text.contains(&number(&demo, "movistar", 4)) && text.contains(&format!("{}/sms/", demo.smsc.http_url())));
     demo.stop().await;
 }
 
