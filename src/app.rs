@@ -39,6 +39,9 @@ pub enum BuildError {
     /// A client's keys or ID token algorithm cannot be used.
     #[error("clients.{0}: {1}")]
     Client(String, String),
+    /// The SMS transport or an operator's SIM-swap client could not be built.
+    #[error("sms: {0}")]
+    Sms(String),
 }
 
 /// Operator facts the RP surface needs (Discovery API).
@@ -132,6 +135,8 @@ pub struct Gateway {
     pub driver: crate::flow::driver::Driver,
     /// SMS codes and confirm links: settings and HMAC key.
     pub sms_codes: crate::sms::otp::SmsCodes,
+    /// SMS fallback: transport, limits, SIM-swap clients, client and operator policies.
+    pub sms: crate::flow::sms_start::SmsFallback,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -190,6 +195,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         None => KeySet::load(&cfg.keys.signing_keys.iter().map(|p| loaded.resolve(p)).collect::<Vec<_>>())?,
     });
     let mut operators: Vec<Arc<dyn OperatorBackend>> = Vec::with_capacity(cfg.operators.len());
+    let mut sms_operators = Vec::with_capacity(cfg.operators.len());
     let mut operator_info = Vec::with_capacity(cfg.operators.len());
     for op in &cfg.operators {
         let secret = match opts.operator_secrets.get(&op.id) {
@@ -209,6 +215,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         } else {
             operators.push(Arc::new(MobileConnectCiba::new(op, &secret, dir, clock, &metrics)?));
         }
+        sms_operators.push(sms_operator(op, &secret, &loaded.base_dir));
         operator_info.push(OperatorInfo {
             browser_target: op.authorization_endpoint.clone().unwrap_or_else(|| op.issuer.clone()),
             id: op.id.clone(),
@@ -229,6 +236,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         cfg.keys.sms_hmac_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
     )?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
+    let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics)?;
     let issuer = cfg.server.issuer.clone();
     let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());
     Ok(Gateway {
@@ -258,5 +266,55 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         metadata_json,
         driver: crate::flow::driver::Driver::new(&cfg.driver, &cfg.notifications).map_err(BuildError::Driver)?,
         sms_codes: crate::sms::otp::SmsCodes::new(&cfg.sms_codes, sms_hmac_secret),
+        sms,
     })
+}
+
+/// One operator's SMS settings; a SIM-swap client that cannot be built makes every check
+/// `unknown` (logged), it does not stop the gateway.
+fn sms_operator(
+    op: &crate::config::model::OperatorConfig,
+    secret: &Secret,
+    base_dir: &std::path::Path,
+) -> crate::flow::sms_start::OperatorSms {
+    let sim_swap = match crate::operators::sim_swap::SimSwapClient::new(op, secret, base_dir) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(error = %e, "SIM-swap client unavailable: SMS fallback will treat checks as unknown");
+            None
+        }
+    };
+    crate::flow::sms_start::OperatorSms {
+        sms_fallback: op.sms_fallback,
+        // Validated at load.
+        error_map: crate::flow::fallback::ErrorMap::parse(&op.error_map).unwrap_or_default(),
+        sim_swap,
+    }
+}
+
+/// The SMS fallback material. The transport is built here, once, on the runtime that builds
+/// the gateway (its SMPP session task lives there).
+fn sms_fallback(
+    cfg: &crate::config::model::Config,
+    operators: Vec<crate::flow::sms_start::OperatorSms>,
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    metrics: &Metrics,
+) -> Result<crate::flow::sms_start::SmsFallback, BuildError> {
+    use crate::flow::sms_start::{ClientSmsPolicy, SmsFallback};
+    let transport = crate::sms::transport::build(&cfg.sms).map_err(BuildError::Sms)?;
+    let clients = cfg
+        .clients
+        .iter()
+        .map(|c| {
+            let policy = ClientSmsPolicy {
+                sms_fallback: c.sms_fallback,
+                sim_swap_max_age_h: c.sim_swap_max_age_h,
+                sim_swap_unknown: crate::operators::sim_swap::UnknownPolicy::from_config(&c.sim_swap_unknown),
+            };
+            (c.client_id.clone(), policy)
+        })
+        .collect();
+    let limits = crate::sms::limits::SmsLimits::new(&cfg.sms_limits, &cfg.clients, store, clock, metrics);
+    Ok(SmsFallback { transport, limits, operators, clients })
 }

@@ -103,6 +103,10 @@ pub struct Demo {
     pub jwt_client_key: Arc<crate::tokens::keys::SigningKey>,
     /// The same key as PKCS#8 PEM.
     pub jwt_client_key_pem: Secret,
+    /// Demo client id with SMS fallback (client_secret_basic, the same secret).
+    pub sms_client_id: String,
+    /// The SMSC simulator `[sms.transport]` points at (`GET <http_url>/sms/<msisdn>`).
+    pub smsc: Arc<crate::sim::smsc::SimSmsc>,
     shutdown: watch::Sender<bool>,
     admin: Arc<AdminService>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -175,6 +179,19 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
             sim.set_gateway_jwks_uri(format!("http://{plain}/jwks"));
         }
     }
+    // SMS fallback: an SMSC simulator on loopback, and the SMPP transport pointed at it.
+    let smsc_password = crate::clock::random_token(6);
+    let smsc_cfg = crate::sim::smsc::SmscConfig { password: smsc_password.clone(), ..Default::default() };
+    let loopback: SocketAddr = ([127, 0, 0, 1], 0).into();
+    let smsc = crate::sim::smsc::SimSmsc::start(smsc_cfg, loopback, loopback, rx.clone()).await.map_err(io)?;
+    if cfg.sms.transport.is_none() {
+        let port = smsc.smpp_addr().port();
+        let text = format!(
+            "[transport]\nkind = \"smpp\"\n[transport.smpp]\nhost = \"127.0.0.1\"\nport = {port}\n\
+             system_id = \"mcgate\"\npassword = \"{smsc_password}\"\nsource_addr = \"MCGATE\"\n"
+        );
+        cfg.sms = toml::from_str(&text).map_err(|e| DemoError::Io(format!("demo SMS transport: {e}")))?;
+    }
     let rp_sink = RpSink::start(([127, 0, 0, 1], 0).into(), rx.clone()).await.map_err(io)?;
     for c in cfg.clients.iter_mut().filter(|c| matches!(c.client_id.as_str(), "demo-rp-ping" | "demo-rp-push")) {
         c.backchannel_client_notification_endpoint = Some(format!("{}/{}", rp_sink.url(), c.client_id));
@@ -240,6 +257,8 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         si_client_id: "demo-rp-si".into(),
         jwt_client_key: jwt_key,
         jwt_client_key_pem: Secret::new(jwt_key_pem),
+        sms_client_id: "demo-rp-sms".into(),
+        smsc,
         shutdown,
         admin,
         task,
@@ -265,6 +284,22 @@ pub fn test_msisdn(gw: &Gateway, operator: &str, digit: u8) -> Option<crate::msi
                     return Some(m);
                 }
             }
+        }
+    }
+    None
+}
+
+/// As [`test_msisdn`], but a number the SMS limits accept for `client_id` (not in a refused
+/// range such as 3470…, the personal-number range the first movistar prefix starts).
+pub fn sms_test_msisdn(gw: &Gateway, client_id: &str, operator: &str, digit: u8) -> Option<crate::msisdn::Msisdn> {
+    let op = gw.operator_index(operator)?;
+    for p in prefixes_of(gw, op.0) {
+        let pad = 11usize.checked_sub(p.len() + 2)?;
+        let s = format!("{p}{:0pad$}1{digit}", 0);
+        let Some(m) = s.parse().ok().and_then(|v| crate::msisdn::Msisdn::from_digits(v).ok()) else { continue };
+        let routed = gw.directory.route(&m).is_some_and(|r| r.operator == op);
+        if routed && gw.sms.limits.number_allowed(client_id, &m).is_ok() {
+            return Some(m);
         }
     }
     None
@@ -396,7 +431,55 @@ pub fn instructions(demo: &Demo, ca: &Path, jwt_key: &Path) -> String {
     );
     let _ = writeln!(s, "  #   each assertion is single use (fresh jti, 60 s); the ID token is ES256\n");
     si_instructions(&mut s, demo, jwt_key, &first);
+    sms_instructions(&mut s, demo);
     s
+}
+
+/// The SMS fallback part of the instructions: which numbers fall back for `demo-rp-sms`, where
+/// the SMS shows, and the confirm link by hand.
+fn sms_instructions(s: &mut String, demo: &Demo) {
+    use std::fmt::Write;
+    let gw = &demo.gateway;
+    let (url, smsc) = (&demo.public_url, demo.smsc.http_url());
+    let sms = &demo.sms_client_id;
+    let auth = format!("-u {sms}:{}", demo.client_secret.expose());
+    let n = |d: u8| sms_test_msisdn(gw, sms, "movistar", d).map(|m| m.digits()).unwrap_or_else(|| "-".into());
+    let _ =
+        writeln!(s, "  SMS fallback: client_id {sms} (same secret) opted in; the other demo clients never get SMS.");
+    let _ = writeln!(
+        s,
+        "  For {sms}: …4 (not enrolled, e.g. {}) and …5 (operator HTTP 500, e.g. {}) get an SMS confirm link",
+        n(4),
+        n(5)
+    );
+    let _ = writeln!(
+        s,
+        "  at once; …6 (slow operator) after the push deadline; …2 (denied) and acr_values=3 never do. The SMSC"
+    );
+    let _ = writeln!(s, "  simulator shows the last SMS per number: curl -s {smsc}/sms/<msisdn>\n");
+    let _ = writeln!(
+        s,
+        "  AUTH_REQ_ID=$(curl -s --cacert $CA {auth} -d 'scope=openid mc_authn' -d login_hint=MSISDN:{} \\\n      -d 'binding_message=Sign in to Demo' {url}/bc-authorize | tee /dev/stderr | sed -n 's/.*\"auth_req_id\":\"\\([^\"]*\\)\".*/\\1/p')",
+        n(4)
+    );
+    let _ = writeln!(
+        s,
+        "  LINK=$(curl -s {smsc}/sms/{} | grep -o 'https://[^\" ]*/sms/confirm/[A-Za-z0-9_-]*'); echo $LINK",
+        n(4)
+    );
+    let _ = writeln!(
+        s,
+        "  CSRF=$(curl -s --cacert $CA \"$LINK\" | sed -n 's/.*name=\"csrf\" value=\"\\([^\"]*\\)\".*/\\1/p')   # the confirm page"
+    );
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA -d csrf=$CSRF -d decision=approve \"$LINK\" >/dev/null   # the Approve button"
+    );
+    let _ = writeln!(
+        s,
+        "  curl -s --cacert $CA {auth} -d grant_type=urn:openid:params:grant-type:ciba -d auth_req_id=$AUTH_REQ_ID {url}/token; echo"
+    );
+    let _ = writeln!(s, "  #   → tokens whose ID token says acr \"2\", amr [\"sms\"]\n");
 }
 
 /// The Mobile Connect server-initiated part of the instructions: a signed request object made

@@ -20,6 +20,7 @@ pub mod notify;
 pub mod poll;
 pub mod progress;
 pub mod redirect;
+pub mod sms_start;
 
 use serde::{Deserialize, Serialize};
 

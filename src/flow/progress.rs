@@ -106,8 +106,17 @@ async fn settle_fetch(
 ) -> Result<Step, StoreError> {
     let lease = tx.operator_fetch_until_ms;
     let op_id = tx.operator_ref.as_ref().map(|o| o.auth_req_id.clone());
+    // SMS fallback on an operator failure (sent at most once, whatever the races below).
+    let fallback = match super::fallback::SignalClass::from_answer(answer) {
+        Some(class) => super::sms_start::after_push(gw, &tx, class).await,
+        None => None,
+    };
     for _ in 0..CAS_ATTEMPTS {
-        let (next, changed) = match apply_operator_answer(&tx, answer, gw.clock.now_ms(), tx.acr_floor) {
+        let moved = match &fallback {
+            Some(sent) if tx.state.is_pending() => Some(super::sms_start::apply_sms(&tx, sent)),
+            _ => apply_operator_answer(&tx, answer, gw.clock.now_ms(), tx.acr_floor),
+        };
+        let (next, changed) = match moved {
             Some(moved) => (moved, true),
             // Still pending: only the lease to release (if it is still ours).
             None if lease.is_some() && tx.operator_fetch_until_ms == lease => (tx.clone(), false),
@@ -177,6 +186,9 @@ pub async fn advance(gw: &Gateway, id: &str) -> Result<Option<(Versioned<Transac
     for _ in 0..CAS_ATTEMPTS {
         let Some(current) = gw.store.get(id).await? else { return Ok(None) };
         let (tx, version) = (&current.value, current.version);
+        if super::sms_start::on_push_deadline(gw, tx, version).await? {
+            continue;
+        }
         match plan_advance(tx, gw.clock.now_ms()) {
             AdvancePlan::Settled => return Ok(Some((current, None))),
             AdvancePlan::Wait(at) => return Ok(Some((current, Some(at)))),

@@ -16,8 +16,11 @@ use super::request_object::{verify_request_object, Expected};
 use super::RequestLog;
 use crate::app::Gateway;
 use crate::flow::delivery::RequestDelivery;
+use crate::flow::fallback::{Phase, SignalClass, Timing};
+use crate::flow::sms_start;
 use crate::flow::{Channel, DeliveryMode, FailReason, NotificationToken, OperatorRef, Transaction, TxState};
 use crate::operators::{PushError, PushRequest};
+use crate::sms::otp::SmsMode;
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
@@ -161,7 +164,14 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
 
     let msisdn = login_hint::resolve(gw, &client.client_id, form.require("login_hint")?)?;
     log.msisdn = Some(msisdn);
-    let (route, operator) = operator_for(gw, client, &msisdn, log)?;
+    // An operator without Mobile Connect may still be reached by SMS for opted-in clients.
+    let (route, operator) = match operator_for(gw, client, &msisdn, log) {
+        Err(RpError::AccessDenied(_)) if gw.sms.opted_in(&client.client_id) => {
+            routed_operator(gw, client, &msisdn, log)?
+        }
+        other => other?,
+    };
+    let push_capable = operator.push_capable();
 
     // Ping/push clients are followed by the driver: reserve its place before any push is sent.
     let admission = match notification_token {
@@ -176,15 +186,20 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
         (format!("{id}.{secret}"), crate::config::secret::secret_sha256_hex(&secret))
     });
     let acr_values = if acr_floor >= 3 { "3" } else { "2" };
-    let push = operator
-        .start_push(&PushRequest {
-            msisdn: &msisdn,
-            acr_values,
-            binding_message,
-            requested_expiry_s: expires_in,
-            client_notification_token: operator_notify.as_ref().map(|(t, _)| t.as_str()),
-        })
-        .await;
+    let push = match push_capable {
+        true => Some(
+            operator
+                .start_push(&PushRequest {
+                    msisdn: &msisdn,
+                    acr_values,
+                    binding_message,
+                    requested_expiry_s: expires_in,
+                    client_notification_token: operator_notify.as_ref().map(|(t, _)| t.as_str()),
+                })
+                .await,
+        ),
+        false => None,
+    };
     let now = gw.clock.now_ms();
     let mut tx = Transaction {
         id: tx_id,
@@ -207,6 +222,29 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
         delivery: req.delivery.clone(),
         nonce: req.nonce.map(str::to_owned),
         ..Default::default()
+    };
+    // SMS fallback (shared/protocol.md §5): "nothing sent" classes only, opted-in clients only.
+    let signal = match &push {
+        None => Some(SignalClass::NoMc),
+        Some(Err(e @ (PushError::NotEnrolled | PushError::Unavailable(_)))) => Some(SignalClass::from_push_error(e)),
+        Some(_) => None,
+    };
+    if let Some(signal) = signal.filter(|_| gw.sms.opted_in(&client.client_id)) {
+        let started =
+            sms_start::start(gw, &tx, Some(signal), Timing::BeforePushDeadline, Phase::BeforeAck, SmsMode::Link, None)
+                .await;
+        let refusal = sms_start::sms_refusal_state(&started);
+        match started {
+            sms_start::Started::Sms(sent) => return store_and_ack(gw, *sent, admission, operator.id(), &route).await,
+            _ if refusal.is_some() => {
+                tx.state = refusal.unwrap_or(tx.state);
+                return store_and_ack(gw, tx, admission, operator.id(), &route).await;
+            }
+            _ => {}
+        }
+    }
+    let Some(push) = push else {
+        return Err(RpError::AccessDenied("the person's operator offers no Mobile Connect authentication".into()));
     };
     match push {
         Ok(started) => {
@@ -245,19 +283,34 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
             tx.state = TxState::Failed(FailReason::OperatorError);
         }
     }
+    store_and_ack(gw, tx, admission, operator.id(), &route).await
+}
+
+/// Stores the new transaction, hands it to the driver (ping/push) and acknowledges it.
+async fn store_and_ack(
+    gw: &Gateway,
+    tx: Transaction,
+    admission: Option<crate::flow::driver::Admission<'_>>,
+    operator_id: &str,
+    route: &crate::discovery::Route,
+) -> Result<Ack, RpError> {
+    let now = gw.clock.now_ms();
     let retain = tx.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
-    let state = tx.state.as_str();
+    let state = tx.state;
     let auth_req_id = tx.id.clone();
-    let expires_in = (tx.expires_at_ms - now) / 1000;
+    let expires_in = tx.expires_at_ms.saturating_sub(now) / 1000;
     gw.store
         .insert(tx, retain)
         .await
         .map_err(|e| RpError::TemporarilyUnavailable(format!("transaction store: {e}").into()))?;
-    gw.metrics.transition(None, Some(state));
+    gw.metrics.transition(None, Some(state.as_str()));
+    if let TxState::Failed(reason) = state {
+        gw.metrics.failed(reason.as_str());
+    }
     if let Some(a) = admission {
         a.schedule(auth_req_id.clone(), now);
     }
-    gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
+    gw.metrics.transactions_started.with_label_values(&[operator_id, route.source.as_str()]).inc();
 
     Ok(Ack { auth_req_id, expires_in, interval: gw.ciba.interval_s })
 }
@@ -325,6 +378,28 @@ fn request_params(
         }
     }
     Ok(params)
+}
+
+/// The person's operator for `client` as routed, whether or not it offers Mobile Connect (the
+/// SMS fallback may still reach its subscribers).
+pub(crate) fn routed_operator<'g>(
+    gw: &'g Gateway,
+    client: &RegisteredClient,
+    msisdn: &crate::msisdn::Msisdn,
+    log: &mut RequestLog,
+) -> Result<(crate::discovery::Route, &'g std::sync::Arc<dyn crate::operators::OperatorBackend>), RpError> {
+    let route =
+        gw.directory.route(msisdn).ok_or_else(|| RpError::UnknownUserId("no operator serves this number".into()))?;
+    log.route_source = Some(route.source.as_str());
+    if !client.allowed_operators.is_empty() && !client.allowed_operators.contains(&route.operator) {
+        return Err(RpError::UnknownUserId("no operator available to this client serves this number".into()));
+    }
+    let operator = gw
+        .operators
+        .get(route.operator.0 as usize)
+        .ok_or_else(|| RpError::Internal("route names a missing operator".into()))?;
+    log.operator = Some(operator.id().to_owned());
+    Ok((route, operator))
 }
 
 /// The person's operator for `client`: routed by the directory (ported numbers, then the longest

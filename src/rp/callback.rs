@@ -39,6 +39,30 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
     let back = |e: RpError| redirect_back::error(&flow.redirect_uri, &e, Some(&flow.state), &gw.issuer);
 
     let now = gw.clock.now_ms();
+    // SMS fallback: an operator error of a "nothing sent" class (through its error_map) sends
+    // an opted-in client's person to our OTP page instead of back to the RP.
+    if let (Some(error), true) = (p.get("error"), now < tx.expires_at_ms) {
+        let class = crate::flow::sms_start::classify(gw, &tx.operator, error, p.get("error_description"));
+        if let Some(next) = crate::flow::sms_start::after_push(gw, &tx, class).await {
+            let to = next.state;
+            let retain = next.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
+            match gw.store.compare_and_set(version, next.clone(), retain).await.map_err(unavailable)? {
+                CasResult::Applied { .. } => gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str())),
+                CasResult::Conflict { .. } => return Err(unknown()),
+            }
+            return match to {
+                TxState::PendingSms => {
+                    let page = crate::rp::sms_otp::open_page(gw, &next).await.map_err(unavailable)?;
+                    redirect_back::found(&page)
+                }
+                TxState::Failed(reason) => {
+                    gw.metrics.failed(reason.as_str());
+                    back(RpError::TransactionFailed(reason))
+                }
+                _ => back(RpError::Internal("unexpected state after the SMS fallback".into())),
+            };
+        }
+    }
     let answer = if now >= tx.expires_at_ms {
         OperatorAnswer::Expired
     } else {

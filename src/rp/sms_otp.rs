@@ -220,7 +220,21 @@ pub async fn post(
     };
     let flow = tx.redirect.as_ref().expect("checked by find");
     let back = |e: RpError| redirect_back::error(&flow.redirect_uri, &e, Some(&flow.state), &gw.issuer);
-    match verdict.map_err(unavailable)? {
+    let verdict = verdict.map_err(unavailable)?;
+    // S-06: consecutive wrong codes per number across transactions (only a success resets).
+    if let Ok(to) = crate::msisdn::Msisdn::from_digits(tx.msisdn) {
+        let counted = match &verdict {
+            Verdict::Rejected | Verdict::Ended(_) if form.get("action") != Some("cancel") => {
+                gw.sms.limits.record_failure(&to).await.map(|_| ())
+            }
+            Verdict::Done(d) if d.state == TxState::Approved => gw.sms.limits.record_success(&to).await,
+            _ => Ok(()),
+        };
+        if let Err(e) = counted {
+            tracing::warn!(error = %e, "SMS failure counter not updated");
+        }
+    }
+    match verdict {
         Verdict::Rejected => Ok(render(gw, &tx, handle.unwrap_or_default(), lang, true)),
         Verdict::NotPending => Ok(invalid(lang)),
         Verdict::Done(done) | Verdict::Ended(done) => match done.state {

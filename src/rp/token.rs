@@ -55,6 +55,9 @@ pub async fn handle(
             ));
         }
         log.operator = Some(tx.operator.clone());
+        if crate::flow::sms_start::on_push_deadline(gw, &tx, version).await.map_err(unavailable)? {
+            continue;
+        }
         let now = gw.clock.now_ms();
         match plan_poll(&tx, now, gw.ciba.slow_down_step_s) {
             PollPlan::Terminal => return answer(&tx),

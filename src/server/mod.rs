@@ -104,6 +104,7 @@ async fn purge_loop(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>, every
                     Ok(states) => for s in states { gw.metrics.transition(Some(s), None) },
                     Err(e) => tracing::warn!(error = %e, "store purge failed"),
                 }
+                gw.sms.limits.purge();
             }
         }
     }

@@ -141,7 +141,26 @@ pub struct Metrics {
     pub failures: IntCounterVec,
     /// SMS refused by the anti-pumping limits, by reason ([`crate::sms::limits::Refusal::ALL_LABELS`]).
     pub sms_refusals: IntCounterVec,
+    /// SMS fallback attempts by operator and outcome ([`SMS_FALLBACK_OUTCOMES`]).
+    pub sms_fallbacks: IntCounterVec,
 }
+
+/// Outcomes of an SMS fallback attempt (`flow::sms_start`): `sent`, or why no SMS went out.
+pub const SMS_FALLBACK_OUTCOMES: &[&str] = &[
+    "sent",
+    "never_for_class",
+    "client_opt_out",
+    "operator_off",
+    "acr_above_sms",
+    "not_mobile_range",
+    "sim_swap",
+    "sim_swap_unknown",
+    "rate_limited",
+    "expired",
+    "sms_unavailable",
+    "already_sms",
+    "push",
+];
 
 impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -211,6 +230,16 @@ impl Metrics {
         for r in crate::sms::limits::Refusal::ALL_LABELS {
             let _ = sms_refusals.with_label_values(&[r]);
         }
+        let sms_fallbacks = IntCounterVec::new(
+            Opts::new("mcgate_sms_fallbacks_total", "SMS fallback attempts, by operator and outcome"),
+            &["operator", "outcome"],
+        )?;
+        registry.register(Box::new(sms_fallbacks.clone()))?;
+        for op in operators {
+            for o in SMS_FALLBACK_OUTCOMES {
+                let _ = sms_fallbacks.with_label_values(&[op.as_str(), o]);
+            }
+        }
         let build = IntGauge::with_opts(
             Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION")),
         )?;
@@ -247,6 +276,7 @@ impl Metrics {
             notifications,
             failures,
             sms_refusals,
+            sms_fallbacks,
         })
     }
 
