@@ -1,19 +1,17 @@
 //! The SMS pages over HTTP against the real demo gateway: a `pending_sms` transaction is put
-//! into the demo's store directly (the fallback path that arms it comes with the integration
-//! step), then the confirm-link page (CIBA) and the code page (redirect flow) are driven like a
+//! into the demo's store directly (`tests/support/sms.rs`; tests/sms_fallback.rs drives the real
+//! fallback path), then the confirm-link page (CIBA) and the code page (redirect flow) are driven like a
 //! browser without JavaScript would, and the RP collects its answer at `/token`.
 
 mod support;
 
 use mcgate::demo::Demo;
-use mcgate::flow::redirect::{s256, RedirectFlow};
 use mcgate::flow::{Transaction, TxState};
-use mcgate::sms::otp::{self, OneTimeSecret, SmsMode};
+use mcgate::sms::otp::{self, SmsMode};
 use std::time::Duration;
+use support::sms::{arm, REDIRECT_URI, VERIFIER};
 use support::{claims, Rp};
 
-const REDIRECT_URI: &str = "http://127.0.0.1/demo-rp/callback";
-const VERIFIER: &str = "sms-pages-test-verifier-0123456789-abcdefghijklmnop";
 
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
@@ -21,46 +19,6 @@ fn browser() -> reqwest::Client {
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap()
-}
-
-/// A `pending_sms` transaction of the demo client, armed in `mode`, stored.
-async fn arm(demo: &Demo, mode: SmsMode, binding: Option<&str>, language: &str) -> (Transaction, OneTimeSecret) {
-    let gw = &demo.gateway;
-    let now = gw.clock.now_ms();
-    let mut tx = Transaction {
-        id: mcgate::clock::random_token(32),
-        client_id: demo.client_id.clone(),
-        msisdn: 34600000001,
-        operator: gw.operator_info[0].id.clone(),
-        route_source: "prefix".into(),
-        state: TxState::PendingSms,
-        scope: "openid mc_authn".into(),
-        acr_floor: 2,
-        binding_message: binding.map(str::to_owned),
-        created_at_ms: now,
-        expires_at_ms: now + 300_000,
-        interval_s: 1,
-        next_poll_at_ms: now,
-        push_deadline_ms: now + 300_000,
-        ..Default::default()
-    };
-    if mode == SmsMode::Otp {
-        tx.redirect = Some(RedirectFlow {
-            redirect_uri: REDIRECT_URI.into(),
-            state: "rp-state".into(),
-            nonce: "rp-nonce".into(),
-            code_challenge: Some(s256(VERIFIER)),
-            version: "mc_v1.1".into(),
-            ..Default::default()
-        });
-    }
-    let (state, secret) = gw.sms_codes.arm(&tx, mode, now, Some(language)).unwrap();
-    tx.sms = Some(state);
-    gw.store.insert(tx.clone(), tx.expires_at_ms + 300_000).await.unwrap();
-    if mode == SmsMode::Link {
-        otp::publish_link(gw, &secret, &tx).await.unwrap();
-    }
-    (tx, secret)
 }
 
 fn base(demo: &Demo) -> String {
