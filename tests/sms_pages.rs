@@ -12,7 +12,6 @@ use std::time::Duration;
 use support::sms::{arm, REDIRECT_URI, VERIFIER};
 use support::{claims, Rp};
 
-
 fn browser() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
