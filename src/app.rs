@@ -311,6 +311,7 @@ fn sms_fallback(
                 sms_fallback: c.sms_fallback,
                 sim_swap_max_age_h: c.sim_swap_max_age_h,
                 sim_swap_unknown: crate::operators::sim_swap::UnknownPolicy::from_config(&c.sim_swap_unknown),
+                race: c.race,
             };
             (c.client_id.clone(), policy)
         })

@@ -17,6 +17,10 @@
 //!   A lost compare-and-set leaves the sent link/code dead (its HMAC is only in the lost
 //!   write), and the caller re-applies the SAME [`Started::Sms`] patch ([`apply_sms`]) to the
 //!   re-read transaction rather than sending a second SMS.
+//! - Race mode (issue 6): `bc-authorize` calls [`race`]`(gw, &tx)` after the operator accepted
+//!   the push; `Some(tx)` (still `pending_push`, link armed, SMS sent) is what it stores. A race
+//!   ([`racing`]) is answered by whichever channel's compare-and-set lands first; a push that
+//!   fails for a "nothing sent" class or times out leaves the link alone (`pending_sms`).
 //! - [`start`] never sends for a client without `sms_fallback`, for acr 3, for `access_denied`
 //!   or operator configuration errors, or for a "maybe delivered" push before its deadline.
 
@@ -44,6 +48,8 @@ pub struct ClientSmsPolicy {
     pub sim_swap_max_age_h: u32,
     /// `sim_swap_unknown`.
     pub sim_swap_unknown: UnknownPolicy,
+    /// `race`: push and SMS link at once for acr 2 (see [`race`]).
+    pub race: bool,
 }
 
 /// One operator's SMS settings (from `[[operators]]`).
@@ -75,6 +81,7 @@ impl SmsFallback {
             sms_fallback: false,
             sim_swap_max_age_h: 240,
             sim_swap_unknown: UnknownPolicy::Deny,
+            race: false,
         })
     }
 
@@ -227,19 +234,25 @@ async fn start_inner(
     if d != Decision::Sms {
         return no_sms(d);
     }
-    let Some(transport) = gw.sms.transport.as_ref() else {
-        tracing::warn!("SMS fallback chosen but no [sms.transport] is configured");
-        return unavailable();
-    };
-
     // Arm the code or link on the transaction as it will be stored.
-    let now = gw.clock.now_ms();
     let mut next = tx.clone();
     next.state = TxState::PendingSms;
     next.channel = Channel::Sms;
     next.operator_ref = None;
     next.operator_fetch_until_ms = None;
     next.push_deadline_ms = next.expires_at_ms;
+    send(gw, tx, next, mode, language).await
+}
+
+/// Arms the code or link on `next` (the transaction as it will be stored), composes and
+/// submits the text; `tx` is the transaction as it stood (its operator names the metric).
+async fn send(gw: &Gateway, tx: &Transaction, mut next: Transaction, mode: SmsMode, language: Option<&str>) -> Started {
+    let Some(transport) = gw.sms.transport.as_ref() else {
+        tracing::warn!("SMS fallback chosen but no [sms.transport] is configured");
+        return unavailable();
+    };
+    let Ok(msisdn) = Msisdn::from_digits(tx.msisdn) else { return unavailable() };
+    let now = gw.clock.now_ms();
     let Ok((state, secret)) = gw.sms_codes.arm(&next, mode, now, language) else { return unavailable() };
     next.sms = Some(state);
     let url;
@@ -298,6 +311,80 @@ async fn start_inner(
     }
 }
 
+/// Whether `tx` is a race (issue 6): its push is live (`pending_push`) and a confirm link is
+/// armed beside it. Either channel may answer; the first compare-and-set wins.
+pub fn racing(tx: &Transaction) -> bool {
+    tx.state == TxState::PendingPush && tx.sms.as_ref().is_some_and(|s| s.mode == SmsMode::Link)
+}
+
+/// Race mode (issue 6): for a `race = true` client whose effective acr floor is 2 (never acr 3),
+/// a CIBA transaction whose push the operator accepted (`pending_push` with an `operator_ref`)
+/// ALSO gets the SMS confirm link, sent now. The SIM-swap gate and the anti-pumping limits
+/// still apply: when they refuse (or nothing can be sent) the answer is `None` and just the push
+/// runs. `Some`: the transaction to store — still `pending_push`, channel `push`, its
+/// `operator_ref` kept, `sms` armed (see [`racing`]). Call before the first store of the
+/// transaction (`bc-authorize`).
+pub async fn race(gw: &Gateway, tx: &Transaction) -> Option<Transaction> {
+    let client = gw.sms.client(&tx.client_id);
+    let min_acr = gw.clients.get(&tx.client_id).map_or(3, |c| c.min_acr);
+    if !client.race
+        || !client.sms_fallback
+        || tx.acr_floor.max(min_acr) != 2
+        || tx.state != TxState::PendingPush
+        || tx.operator_ref.is_none()
+        || tx.sms.is_some()
+        || tx.redirect.is_some()
+    {
+        return None;
+    }
+    let op_sms = gw.operator_index(&tx.operator).and_then(|i| gw.sms.operators.get(i.0 as usize))?;
+    if !op_sms.sms_fallback {
+        return None;
+    }
+    let msisdn = Msisdn::from_digits(tx.msisdn).ok()?;
+    let status = match &op_sms.sim_swap {
+        Some(c) => c.check(&msisdn, client.sim_swap_max_age_h).await,
+        None => sim_swap::SimSwapStatus::Unknown,
+    };
+    if sim_swap::gate(status, client.sim_swap_unknown) != super::fallback::SimSwapGate::Passed {
+        tracing::info!(msisdn = %msisdn.masked(), "race: SIM-swap gate refused the SMS; push only");
+        return None;
+    }
+    match gw.sms.limits.admit(&tx.client_id, &msisdn).await {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::info!(msisdn = %msisdn.masked(), error = %e, "race: SMS refused by the limits; push only");
+            return None;
+        }
+    }
+    match send(gw, tx, tx.clone(), SmsMode::Link, None).await {
+        Started::Sms(sent) => {
+            gw.metrics.sms_fallbacks.with_label_values(&[tx.operator.as_str(), "sent"]).inc();
+            Some(*sent)
+        }
+        Started::NoSms { .. } => None,
+    }
+}
+
+/// A race whose push failed with `signal`: the link carries on alone (`pending_sms`, no
+/// operator) for the "nothing happened" classes; `None` for the others (the operator's
+/// outcome — a denial, a configuration error — ends the transaction and so the link).
+fn link_alone(tx: &Transaction, signal: SignalClass) -> Option<Transaction> {
+    match signal {
+        SignalClass::Unavailable | SignalClass::NotEnrolled | SignalClass::PushTimeout | SignalClass::NoMc => {
+            Some(Transaction {
+                state: TxState::PendingSms,
+                channel: Channel::Sms,
+                operator_ref: None,
+                operator_fetch_until_ms: None,
+                push_deadline_ms: tx.expires_at_ms,
+                ..tx.clone()
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The state a stored transaction takes for a [`Started::NoSms`] answer: `Some` when it ends
 /// the transaction (an SMS-specific refusal such as `failed{sim_swap}`), `None` when the
 /// caller keeps its own outcome (no SMS was ever in question).
@@ -329,6 +416,9 @@ pub async fn after_push(gw: &Gateway, tx: &Transaction, signal: SignalClass) -> 
     if tx.state != TxState::PendingPush || !gw.sms.opted_in(&tx.client_id) {
         return None;
     }
+    if racing(tx) {
+        return link_alone(tx, signal);
+    }
     let now = gw.clock.now_ms();
     let mode = if tx.redirect.is_some() { SmsMode::Otp } else { SmsMode::Link };
     let started = start(gw, tx, Some(signal), timing(tx, now), Phase::AfterAck, mode, None).await;
@@ -358,4 +448,59 @@ pub async fn on_push_deadline(gw: &Gateway, tx: &Transaction, version: u64) -> R
     }
     let Some(next) = after_push(gw, tx, SignalClass::PushTimeout).await else { return Ok(false) };
     Ok(super::progress::cas(gw, version, tx, next).await?.is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flow::poll::{apply_operator_answer, OperatorAnswer};
+    use crate::sms::otp::{check_decision, Check, Decision};
+
+    fn race_tx(now: u64) -> Transaction {
+        let mut tx = Transaction::sample("race", now);
+        tx.sms = Some(SmsState {
+            mode: SmsMode::Link,
+            code_mac: "00".into(),
+            attempts: 0,
+            expires_at_ms: now + 60_000,
+            sends: 1,
+            message_id: None,
+            language: None,
+        });
+        tx
+    }
+
+    #[test]
+    fn a_pending_push_with_an_armed_link_is_a_race_and_the_link_may_answer_it() {
+        let tx = race_tx(1_000);
+        assert!(racing(&tx));
+        let Check::Approve(won) = check_decision(&tx, Decision::Approve, 2_000) else {
+            panic!("link answers the race")
+        };
+        assert_eq!(won.state, TxState::Approved);
+        let r = won.result.as_ref().unwrap();
+        assert_eq!((r.acr.as_str(), r.amr.clone()), ("2", vec!["sms".to_string()]));
+        // The operator's later approval is a no-op on the terminal state.
+        let op = crate::flow::AuthResult { acr: "2".into(), amr: vec!["SIM_OK".into()], auth_time: 3 };
+        assert!(apply_operator_answer(&won, &OperatorAnswer::Approved(op), 3_000, 2).is_none());
+        assert!(!racing(&won));
+    }
+
+    #[test]
+    fn an_operator_approval_ends_the_race_and_an_expired_link_leaves_the_push() {
+        let tx = race_tx(1_000);
+        let op = crate::flow::AuthResult { acr: "2".into(), amr: vec!["SIM_OK".into()], auth_time: 3 };
+        let won = apply_operator_answer(&tx, &OperatorAnswer::Approved(op), 2_000, 2).unwrap();
+        assert!(matches!(check_decision(&won, Decision::Approve, 2_500), Check::NotPending));
+        assert!(matches!(check_decision(&tx, Decision::Approve, 61_500), Check::NotPending));
+    }
+
+    #[test]
+    fn a_race_whose_push_fails_for_nothing_sent_keeps_the_link_alone() {
+        let tx = race_tx(1_000);
+        let alone = link_alone(&tx, SignalClass::PushTimeout).unwrap();
+        assert_eq!((alone.state, alone.channel), (TxState::PendingSms, Channel::Sms));
+        assert!(alone.operator_ref.is_none());
+        assert!(link_alone(&tx, SignalClass::Denied).is_none());
+    }
 }

@@ -256,6 +256,10 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
             };
             tx.operator_ref =
                 Some(OperatorRef { next_poll_at_ms, auth_req_id: started.auth_req_id, interval_s: started.interval_s });
+            // Race mode (issue 6): the SMS link goes out beside the accepted push.
+            if let Some(racing) = sms_start::race(gw, &tx).await {
+                tx = racing;
+            }
         }
         Err(PushError::NotEnrolled) => {
             return Err(RpError::UnknownUserId("the person is not enrolled in Mobile Connect".into()))

@@ -1,5 +1,6 @@
 //! `GET|HEAD|POST /sms/confirm/<token>`: the page behind the SMS confirm link of a decoupled
-//! (CIBA) transaction in `pending_sms` (shared/security.md S-10). GET and HEAD only render —
+//! (CIBA) transaction in `pending_sms`, or racing its push in `pending_push` (race mode,
+//! [`crate::flow::sms_start::race`]) (shared/security.md S-10). GET and HEAD only render —
 //! the RP's name, the binding message (escaped) and explicit Approve / Deny buttons in a POST
 //! form carrying a CSRF token bound to the transaction and its live link — and never change
 //! state. POST without the right CSRF token → 403 page; otherwise the decision is one
@@ -115,7 +116,7 @@ fn invalid(lang: Language) -> Response<Full<Bytes>> {
 
 /// Whether `tx` still waits for this link's answer at `now_ms`.
 fn live(tx: &Transaction, now_ms: u64) -> bool {
-    tx.state == TxState::PendingSms
+    (tx.state == TxState::PendingSms || crate::flow::sms_start::racing(tx))
         && now_ms < tx.expires_at_ms
         && tx.sms.as_ref().is_some_and(|s| s.mode == otp::SmsMode::Link && now_ms < s.expires_at_ms)
 }

@@ -361,10 +361,15 @@ pub enum Decision {
 /// What the person's decision on a confirm link does to `tx` (the token already matched).
 pub fn check_decision(tx: &Transaction, decision: Decision, now_ms: u64) -> Check {
     let Some(sms) = tx.sms.as_ref().filter(|s| s.mode == SmsMode::Link) else { return Check::NotPending };
-    if tx.state != TxState::PendingSms {
+    // A race (issue 6) waits for the link in `pending_push` too: first approval wins.
+    if tx.state != TxState::PendingSms && !crate::flow::sms_start::racing(tx) {
         return Check::NotPending;
     }
     if now_ms >= sms.expires_at_ms || now_ms >= tx.expires_at_ms {
+        if crate::flow::sms_start::racing(tx) && now_ms < tx.expires_at_ms {
+            // Only the link died: the push still runs.
+            return Check::NotPending;
+        }
         return Check::Expire(Transaction { state: TxState::Expired, ..tx.clone() });
     }
     match decision {
