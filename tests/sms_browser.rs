@@ -105,14 +105,17 @@ async fn confirm_page_deny_by_click_reaches_the_rp_as_access_denied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_link_shows_the_no_longer_valid_page_and_approves_nothing() {
-    let demo = support::start_demo_with(|t| t.replace("code_ttl_s = 300", "code_ttl_s = 3")).await;
+    // Long enough for a slow (CI, 2 cores) browser to load the page while the link is live.
+    const TTL: Duration = Duration::from_secs(8);
+    let demo = support::start_demo_with(|t| t.replace("code_ttl_s = 300", "code_ttl_s = 8")).await;
     let rp = Rp::new(&demo);
     let b = Browser::start().await;
     let (tx, token) = arm(&demo, SmsMode::Link, None, "en").await;
+    let armed = tokio::time::Instant::now();
     let url = confirm_url(&demo, &token);
     b.goto(&url).await;
     b.wait_for("button[value=approve]").await;
-    tokio::time::sleep(Duration::from_millis(3_200)).await; // past the 3 s code_ttl_s
+    tokio::time::sleep_until(armed + TTL + Duration::from_millis(300)).await; // past code_ttl_s
 
     // The page was open before expiry: approving from it is refused.
     click_and_leave(&b, "button[value=approve]").await;
