@@ -299,3 +299,49 @@ async fn redirect_flow_with_operator_500_goes_to_the_otp_page_and_the_right_code
     assert_eq!(id["nonce"], "n-sms");
     demo.stop().await;
 }
+
+#[tokio::test]
+async fn operator_error_map_reclassifies_token_endpoint_errors_in_the_ciba_adapter() {
+    // The simulator's "deny" (…2) answers access_denied / user_denied at its token endpoint; this
+    // operator's error_map says that exact pair means "not enrolled" (nothing reached the person).
+    let demo = start_demo_with(|t| {
+        let t2 = t.replacen(
+            "\"access_denied:user_not_registered\" = \"not_enrolled\"",
+            "\"access_denied:user_denied\" = \"not_enrolled\"",
+            1,
+        );
+        assert_ne!(t, t2, "the demo configuration has movistar's error_map entry");
+        t2
+    })
+    .await;
+    // A client without SMS fallback gets the mapped class's failure, not access_denied.
+    let rp = Rp::new(&demo);
+    let msisdn = number(&demo, "movistar", 2);
+    let ack = ciba(&rp, &msisdn, &[]).await;
+    let done = poll(&rp, &ack).await;
+    assert_eq!((done.status, done.error()), (400, "transaction_failed"), "{:?}", done.body);
+    assert_eq!(done.body["error_description"], "not_enrolled");
+    assert_eq!(demo.smsc.messages().len() as u64, 0, "no SMS for a client without sms_fallback");
+    // An opted-in client falls back to SMS: the class is "nothing sent". Polls at the announced
+    // interval (the gateway asks the operator on the RP's poll).
+    let rp = sms_rp(&demo);
+    let ack = ciba(&rp, &msisdn, &[]).await;
+    let id = ack.body["auth_req_id"].as_str().unwrap();
+    let mut text = None;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let a = rp.token(id).await;
+        assert_eq!(a.error(), "authorization_pending", "{:?}", a.body);
+        text = sms_text(&demo, &msisdn).await;
+        if text.is_some() {
+            break;
+        }
+    }
+    approve_link(&confirm_link(&demo, &text.expect("an SMS to the number"))).await;
+    assert_sms_tokens(&poll(&rp, &ack).await);
+    // Another operator without the entry keeps the built-in rule: denied, no SMS.
+    let ack = ciba(&rp, &number(&demo, "vodafone", 2), &[]).await;
+    assert_eq!(poll(&rp, &ack).await.error(), "access_denied");
+    assert_eq!(demo.smsc.messages().len() as u64, 1);
+    demo.stop().await;
+}

@@ -174,12 +174,18 @@ impl ErrorMap {
 
     /// The class of an operator's OAuth error (pure).
     pub fn classify(&self, error: &str, description: Option<&str>) -> SignalClass {
+        self.lookup(error, description).unwrap_or_else(|| SignalClass::of_oauth_error(error))
+    }
+
+    /// The class the map itself gives (exact `error:description`, then `error`); `None` when
+    /// no entry applies, so a caller with its own built-in rules (the CIBA adapter) keeps them.
+    pub fn lookup(&self, error: &str, description: Option<&str>) -> Option<SignalClass> {
         if let Some(d) = description {
             if let Some(c) = self.exact.get(&(error.to_owned(), d.to_owned())) {
-                return *c;
+                return Some(*c);
             }
         }
-        self.by_error.get(error).copied().unwrap_or_else(|| SignalClass::of_oauth_error(error))
+        self.by_error.get(error).copied()
     }
 }
 

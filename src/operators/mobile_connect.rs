@@ -2,7 +2,11 @@
 //! credentials (client_secret_basic), then polls of the operator's token endpoint honouring its
 //! `interval`/`slow_down`, and verification of the ID token it returns; the redirect flow's
 //! hop lives in [`redirect`], the Mobile Connect server-initiated variant in [`si`]. Operator error codes are mapped to the flow's classes here and
-//! nowhere else.
+//! nowhere else: first through the operator's `error_map` (shared/protocol.md §5, exact
+//! `error:description`, then `error`; [`ErrorMap::lookup`]), then by the built-in rules below.
+//! The map applies to the `bc-authorize` (and MC-SI `si-authorize`) answer, token-endpoint
+//! errors, pushed error bodies and the redirect hop's error return; CIBA's own
+//! `authorization_pending` / `slow_down` are protocol states, never mapped.
 
 mod redirect;
 mod si;
@@ -16,6 +20,7 @@ use super::metadata::{MetadataCache, PinnedEndpoints};
 use super::{OperatorBackend, PushError, PushRequest, PushStarted};
 use crate::clock::SharedClock;
 use crate::config::{OperatorConfig, Secret};
+use crate::flow::fallback::{ErrorMap, SignalClass};
 use crate::flow::poll::OperatorAnswer;
 use crate::flow::{DeliveryMode, FailReason, OperatorRef};
 use crate::telemetry::Metrics;
@@ -63,6 +68,8 @@ pub struct MobileConnectCiba {
     policy: TokenPolicy,
     metrics: CallMetrics,
     notification: DeliveryMode,
+    /// The operator's `error_map` overrides (validated at load).
+    error_map: ErrorMap,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +129,10 @@ impl MobileConnectCiba {
             cfg.metadata_ttl_s,
             cfg.jwks_min_refetch_s,
         );
+        let error_map = ErrorMap::parse(&cfg.error_map).map_err(|errors| {
+            let keys: Vec<&str> = errors.iter().map(|(k, _)| k.as_str()).collect();
+            err(format!("invalid error_map entries {keys:?}"))
+        })?;
         let errors = crate::telemetry::metrics::OPERATOR_ERROR_KINDS
             .iter()
             .map(|k| (*k, metrics.operator_errors.with_label_values(&[cfg.id.as_str(), k])))
@@ -141,6 +152,7 @@ impl MobileConnectCiba {
                 errors,
             },
             notification: DeliveryMode::from_config(&cfg.notification),
+            error_map,
         })
     }
 
@@ -172,13 +184,31 @@ impl MobileConnectCiba {
         }
     }
 
-    /// Maps an operator's result error (token endpoint answer or pushed error).
-    fn result_error(&self, error: &str) -> OperatorAnswer {
-        let answer = poll_error(Some(error));
+    /// The operator's `error_map` class for an OAuth error, if an entry applies (logged: the
+    /// codes are the operator's, never a secret; the description is not logged).
+    fn mapped(&self, error: &str, description: Option<&str>) -> Option<SignalClass> {
+        let class = self.error_map.lookup(error, description)?;
+        tracing::info!(operator = %self.id, error, class = class.as_str(), "operator error classified by error_map");
+        Some(class)
+    }
+
+    /// Maps an operator's result error (token endpoint answer or pushed error): the
+    /// `error_map` first, then the built-in rules.
+    fn result_error(&self, error: &str, description: Option<&str>) -> OperatorAnswer {
+        let answer = match error {
+            "authorization_pending" | "slow_down" => poll_error(Some(error)),
+            _ => mapped_result(self.mapped(error, description), error),
+        };
         if matches!(answer, OperatorAnswer::Failed(_)) {
             self.metrics.error("oauth_error");
         }
         answer
+    }
+
+    /// Maps an operator's OAuth error at its backchannel endpoint: the `error_map` first, then
+    /// the built-in rules.
+    fn backchannel_error(&self, e: OAuthError) -> PushError {
+        mapped_push_error(self.mapped(&e.error, e.error_description.as_deref()), e)
     }
 
     /// What the operator's answer to a decoupled start (CIBA `bc-authorize` or MC-SI
@@ -212,7 +242,7 @@ impl MobileConnectCiba {
         }
         self.metrics.error("oauth_error");
         match oauth_error(&resp.body) {
-            Some(e) => Err(push_error(e)),
+            Some(e) => Err(self.backchannel_error(e)),
             None => Err(PushError::Rejected(format!("HTTP {} without an OAuth error", resp.status.as_u16()))),
         }
     }
@@ -237,16 +267,59 @@ fn basic_authorization(client_id: &str, secret: &str) -> Result<HeaderValue, htt
 /// Longest operator `error_description` kept for our logs.
 const MAX_DESCRIPTION: usize = 200;
 
+/// `error: description` (bounded) for our logs and the RP-hidden detail.
+fn describe(e: &OAuthError) -> String {
+    let d: String = e.error_description.as_deref().unwrap_or_default().chars().take(MAX_DESCRIPTION).collect();
+    if d.is_empty() {
+        e.error.clone()
+    } else {
+        format!("{}: {d}", e.error)
+    }
+}
+
+/// What an `error_map` class means for a result (token endpoint, pushed error, redirect
+/// return): `push_timeout` is `Expired`, so the fallback's push-timeout rule applies.
+fn class_answer(class: SignalClass) -> OperatorAnswer {
+    match class {
+        SignalClass::NotEnrolled => OperatorAnswer::Failed(FailReason::NotEnrolled),
+        SignalClass::Unavailable | SignalClass::NoMc => OperatorAnswer::Failed(FailReason::OperatorUnavailable),
+        SignalClass::PushTimeout => OperatorAnswer::Expired,
+        SignalClass::Denied => OperatorAnswer::Denied,
+        SignalClass::Forged => OperatorAnswer::Failed(FailReason::OperatorTokenInvalid),
+        SignalClass::Config | SignalClass::Rp => OperatorAnswer::Failed(FailReason::OperatorError),
+    }
+}
+
+/// What an `error_map` class means for a decoupled start's answer. `push_timeout` is "maybe
+/// delivered" (acknowledged; the push deadline decides); [`PushError`] has no "denied" (no
+/// person has answered before the acknowledgement), so `denied` there is a rejection.
+fn class_push_error(class: SignalClass, detail: String) -> PushError {
+    match class {
+        SignalClass::NotEnrolled => PushError::NotEnrolled,
+        SignalClass::Unavailable | SignalClass::NoMc => PushError::Unavailable(detail),
+        SignalClass::PushTimeout => PushError::MaybeDelivered(detail),
+        SignalClass::Denied | SignalClass::Config | SignalClass::Forged | SignalClass::Rp => {
+            PushError::Rejected(detail)
+        }
+    }
+}
+
+/// A result error: the `error_map` class when one applied, else the built-in rule.
+fn mapped_result(class: Option<SignalClass>, error: &str) -> OperatorAnswer {
+    class.map_or_else(|| poll_error(Some(error)), class_answer)
+}
+
+/// A backchannel error: the `error_map` class when one applied, else the built-in rule.
+fn mapped_push_error(class: Option<SignalClass>, e: OAuthError) -> PushError {
+    match class {
+        Some(class) => class_push_error(class, describe(&e)),
+        None => push_error(e),
+    }
+}
+
 /// Maps an operator's OAuth error at its backchannel endpoint to the flow's classes (§5).
 fn push_error(e: OAuthError) -> PushError {
-    let detail = || {
-        let d: String = e.error_description.as_deref().unwrap_or_default().chars().take(MAX_DESCRIPTION).collect();
-        if d.is_empty() {
-            e.error.clone()
-        } else {
-            format!("{}: {d}", e.error)
-        }
-    };
+    let detail = || describe(&e);
     match e.error.as_str() {
         "unknown_user_id" | "Not_Found_Entity" => PushError::NotEnrolled,
         "temporarily_unavailable" | "server_error" | "transaction_failed" => PushError::Unavailable(e.error),
@@ -353,11 +426,13 @@ impl OperatorBackend for MobileConnectCiba {
             self.metrics.error("http_5xx");
             return pending;
         }
-        let answer = poll_error(oauth_error(&resp.body).as_ref().map(|e| e.error.as_str()));
-        if matches!(answer, OperatorAnswer::Failed(_)) {
-            self.metrics.error("oauth_error");
+        match oauth_error(&resp.body) {
+            Some(e) => self.result_error(&e.error, e.error_description.as_deref()),
+            None => {
+                self.metrics.error("oauth_error");
+                poll_error(None)
+            }
         }
-        answer
     }
 
     fn notification_mode(&self) -> DeliveryMode {
@@ -368,7 +443,9 @@ impl OperatorBackend for MobileConnectCiba {
         match cb {
             OperatorCallback::Ping { .. } => self.poll(op).await,
             OperatorCallback::Tokens { id_token, .. } => self.verify_id_token(op, id_token).await,
-            OperatorCallback::Error { error, .. } => self.result_error(error),
+            OperatorCallback::Error { error, error_description, .. } => {
+                self.result_error(error, error_description.as_deref())
+            }
         }
     }
 
@@ -422,6 +499,66 @@ mod tests {
             PushError::Rejected(d) => assert_eq!(d.len(), "invalid_request: ".len() + MAX_DESCRIPTION),
             e => panic!("{e:?}"),
         }
+    }
+
+    fn map(entries: &[(&str, &str)]) -> ErrorMap {
+        let raw = entries.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ErrorMap::parse(&raw).unwrap()
+    }
+
+    #[test]
+    fn error_map_classes_map_to_adapter_outcomes() {
+        use SignalClass as C;
+        assert_eq!(class_answer(C::NotEnrolled), OperatorAnswer::Failed(FailReason::NotEnrolled));
+        assert_eq!(class_answer(C::Unavailable), OperatorAnswer::Failed(FailReason::OperatorUnavailable));
+        assert_eq!(class_answer(C::PushTimeout), OperatorAnswer::Expired);
+        assert_eq!(class_answer(C::Denied), OperatorAnswer::Denied);
+        assert_eq!(class_answer(C::Config), OperatorAnswer::Failed(FailReason::OperatorError));
+        assert_eq!(class_answer(C::Forged), OperatorAnswer::Failed(FailReason::OperatorTokenInvalid));
+        let d = || "e: d".to_string();
+        assert_eq!(class_push_error(C::NotEnrolled, d()), PushError::NotEnrolled);
+        assert_eq!(class_push_error(C::Unavailable, d()), PushError::Unavailable(d()));
+        assert_eq!(class_push_error(C::PushTimeout, d()), PushError::MaybeDelivered(d()));
+        assert_eq!(class_push_error(C::Config, d()), PushError::Rejected(d()));
+        assert_eq!(class_push_error(C::Denied, d()), PushError::Rejected(d()));
+        // Round trip: the fallback sees the class the map named.
+        for c in [C::NotEnrolled, C::Unavailable, C::PushTimeout, C::Denied, C::Config, C::Forged] {
+            assert_eq!(SignalClass::from_answer(&class_answer(c)), Some(c), "{c:?}");
+        }
+        for c in [C::NotEnrolled, C::Unavailable, C::PushTimeout, C::Config] {
+            assert_eq!(SignalClass::from_push_error(&class_push_error(c, d())), c, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn error_map_wins_exact_then_error_then_built_in() {
+        let m = map(&[
+            ("access_denied:user_not_registered", "not_enrolled"),
+            ("access_denied:timeout", "push_timeout"),
+            ("invalid_request", "unavailable"),
+        ]);
+        let result = |e: &str, d: Option<&str>| mapped_result(m.lookup(e, d), e);
+        assert_eq!(
+            result("access_denied", Some("user_not_registered")),
+            OperatorAnswer::Failed(FailReason::NotEnrolled)
+        );
+        assert_eq!(result("access_denied", Some("timeout")), OperatorAnswer::Expired);
+        assert_eq!(result("access_denied", Some("user_denied")), OperatorAnswer::Denied, "built-in");
+        assert_eq!(result("access_denied", None), OperatorAnswer::Denied, "built-in");
+        assert_eq!(result("invalid_request", Some("x")), OperatorAnswer::Failed(FailReason::OperatorUnavailable));
+        // Built-in adapter rules stay for unmapped codes (the adapter's, not of_oauth_error's).
+        assert_eq!(result("unknown_user_id", None), OperatorAnswer::Failed(FailReason::OperatorError));
+        let push = |e: &str, d: Option<&str>| mapped_push_error(m.lookup(e, d), err(e, d));
+        assert_eq!(push("access_denied", Some("user_not_registered")), PushError::NotEnrolled);
+        assert_eq!(push("access_denied", Some("timeout")), PushError::MaybeDelivered("access_denied: timeout".into()));
+        assert_eq!(push("invalid_request", Some("x")), PushError::Unavailable("invalid_request: x".into()));
+        assert_eq!(
+            push("access_denied", Some("other")),
+            PushError::Rejected("access_denied: other".into()),
+            "built-in"
+        );
+        assert_eq!(push("unknown_user_id", None), PushError::NotEnrolled, "built-in");
+        assert_eq!(mapped_push_error(None, err("invalid_client", None)), PushError::Rejected("invalid_client".into()));
     }
 
     #[test]

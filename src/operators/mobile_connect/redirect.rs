@@ -51,7 +51,7 @@ impl MobileConnectCiba {
             RedirectReturn::Error { error, description } => {
                 self.metrics.error("oauth_error");
                 tracing::info!(operator = %self.id, error, description = description.unwrap_or("-"), "operator redirect error");
-                classify_error(error)
+                self.mapped(error, description).map_or_else(|| classify_error(error), super::class_answer)
             }
             RedirectReturn::Code { code, redirect_uri, nonce, code_verifier } => {
                 self.redeem(code, redirect_uri, nonce, code_verifier).await

@@ -223,7 +223,10 @@ impl OperatorBackend for MobileConnectSi {
         match cb {
             OperatorCallback::Tokens { id_token, .. } => self.verify_result(op, notify, id_token).await,
             OperatorCallback::Error { error, error_description, .. } => {
-                let answer = result_error(error);
+                let answer = match self.base.mapped(error, error_description.as_deref()) {
+                    Some(class) => super::class_answer(class),
+                    None => result_error(error),
+                };
                 if matches!(answer, OperatorAnswer::Failed(_)) {
                     self.base.metrics.error("oauth_error");
                 }
