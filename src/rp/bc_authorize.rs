@@ -122,7 +122,7 @@ async fn replay(gw: &Gateway, client_id: &str, tx_id: &str) -> Result<Ack, RpErr
         // The first attempt is still talking to the operator.
         return Err(RpError::IdempotencyInFlight);
     };
-    let expires_in = tx.expires_at_ms.saturating_sub(gw.clock.now_ms()) / 1000;
+    let expires_in = tx.expires_at_ms.saturating_sub(gw.clock.now_ms()).div_ceil(1000);
     Ok(Ack { auth_req_id: tx.id, expires_in, interval: tx.interval_s })
 }
 
@@ -302,7 +302,9 @@ async fn store_and_ack(
     let retain = tx.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let state = tx.state;
     let auth_req_id = tx.id.clone();
-    let expires_in = tx.expires_at_ms.saturating_sub(now) / 1000;
+    // Whole seconds left, rounded up: the milliseconds spent on the operator call and the
+    // store must not turn the RP's `requested_expiry=2` into `expires_in: 1`.
+    let expires_in = tx.expires_at_ms.saturating_sub(now).div_ceil(1000);
     gw.store
         .insert(tx, retain)
         .await
