@@ -416,17 +416,7 @@ pub(crate) fn operator_for<'g>(
     msisdn: &crate::msisdn::Msisdn,
     log: &mut RequestLog,
 ) -> Result<(crate::discovery::Route, &'g std::sync::Arc<dyn crate::operators::OperatorBackend>), RpError> {
-    let route =
-        gw.directory.route(msisdn).ok_or_else(|| RpError::UnknownUserId("no operator serves this number".into()))?;
-    log.route_source = Some(route.source.as_str());
-    if !client.allowed_operators.is_empty() && !client.allowed_operators.contains(&route.operator) {
-        return Err(RpError::UnknownUserId("no operator available to this client serves this number".into()));
-    }
-    let operator = gw
-        .operators
-        .get(route.operator.0 as usize)
-        .ok_or_else(|| RpError::Internal("route names a missing operator".into()))?;
-    log.operator = Some(operator.id().to_owned());
+    let (route, operator) = routed_operator(gw, client, msisdn, log)?;
     if !operator.push_capable() {
         return Err(RpError::AccessDenied("the person's operator offers no Mobile Connect authentication".into()));
     }
