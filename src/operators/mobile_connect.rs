@@ -156,6 +156,35 @@ impl MobileConnectCiba {
         })
     }
 
+    /// POSTs `form` to the operator's token endpoint (timed, failures counted). A request that
+    /// cannot be built is `failed{operator_error}`; no answer or a 5xx is `on_failure` (the CIBA
+    /// poll keeps waiting, a code redemption is `operator_unavailable`); anything else is the
+    /// caller's to read.
+    async fn token_exchange(
+        &self,
+        token: &Uri,
+        form: String,
+        on_failure: OperatorAnswer,
+    ) -> Result<OperatorResponse, OperatorAnswer> {
+        let Ok(request) = self.form_request(token, form) else {
+            return Err(OperatorAnswer::Failed(FailReason::OperatorError));
+        };
+        let started = Instant::now();
+        let result = call(&self.clients.get(), request, self.call_timeout).await;
+        self.metrics.token_seconds.observe(started.elapsed().as_secs_f64());
+        match result {
+            Ok(r) if r.status.is_server_error() => {
+                self.metrics.error("http_5xx");
+                Err(on_failure)
+            }
+            Ok(r) => Ok(r),
+            Err(e) => {
+                self.metrics.error(e.kind());
+                Err(on_failure)
+            }
+        }
+    }
+
     fn form_request(&self, uri: &Uri, form: String) -> Result<Request<Full<Bytes>>, http::Error> {
         Request::builder()
             .method(Method::POST)
@@ -402,18 +431,9 @@ impl OperatorBackend for MobileConnectCiba {
             .append_pair("grant_type", "urn:openid:params:grant-type:ciba")
             .append_pair("auth_req_id", &op.auth_req_id)
             .finish();
-        let Ok(request) = self.form_request(&endpoints.token, form) else {
-            return OperatorAnswer::Failed(FailReason::OperatorError);
-        };
-        let started = Instant::now();
-        let result = call(&self.clients.get(), request, self.call_timeout).await;
-        self.metrics.token_seconds.observe(started.elapsed().as_secs_f64());
-        let resp = match result {
+        let resp = match self.token_exchange(&endpoints.token, form, pending).await {
             Ok(r) => r,
-            Err(e) => {
-                self.metrics.error(e.kind());
-                return pending;
-            }
+            Err(answer) => return answer,
         };
         if resp.status.is_success() {
             let Ok(answer) = serde_json::from_slice::<TokenAnswer>(&resp.body) else {
@@ -421,10 +441,6 @@ impl OperatorBackend for MobileConnectCiba {
                 return OperatorAnswer::Failed(FailReason::OperatorTokenInvalid);
             };
             return self.verify_id_token(op, &answer.id_token).await;
-        }
-        if resp.status.is_server_error() {
-            self.metrics.error("http_5xx");
-            return pending;
         }
         match oauth_error(&resp.body) {
             Some(e) => self.result_error(&e.error, e.error_description.as_deref()),

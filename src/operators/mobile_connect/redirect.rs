@@ -7,10 +7,8 @@
 use super::{oauth_error, MobileConnectCiba, TokenAnswer};
 use crate::flow::poll::OperatorAnswer;
 use crate::flow::FailReason;
-use crate::operators::http::call;
 use crate::operators::id_token::{verify_redirect, TokenRejected};
 use crate::operators::{PushError, RedirectRequest, RedirectReturn};
-use std::time::Instant;
 
 impl MobileConnectCiba {
     /// The operator authorization URL for `req`.
@@ -71,23 +69,10 @@ impl MobileConnectCiba {
             .append_pair("redirect_uri", redirect_uri)
             .append_pair("code_verifier", code_verifier)
             .finish();
-        let Ok(request) = self.form_request(&endpoints.token, form) else {
-            return OperatorAnswer::Failed(FailReason::OperatorError);
-        };
-        let started = Instant::now();
-        let result = call(&self.clients.get(), request, self.call_timeout).await;
-        self.metrics.token_seconds.observe(started.elapsed().as_secs_f64());
-        let resp = match result {
+        let resp = match self.token_exchange(&endpoints.token, form, unavailable.clone()).await {
             Ok(r) => r,
-            Err(e) => {
-                self.metrics.error(e.kind());
-                return unavailable;
-            }
+            Err(answer) => return answer,
         };
-        if resp.status.is_server_error() {
-            self.metrics.error("http_5xx");
-            return unavailable;
-        }
         if !resp.status.is_success() {
             self.metrics.error("oauth_error");
             let e = oauth_error(&resp.body).map(|e| e.error).unwrap_or_default();
