@@ -323,15 +323,8 @@ impl SimOperator {
             return oauth(StatusCode::BAD_REQUEST, "invalid_request", "login_hint must be an MSISDN");
         };
         let outcome = Outcome::for_msisdn(&msisdn);
-        match outcome {
-            Outcome::UnknownSubscriber => {
-                return oauth(StatusCode::BAD_REQUEST, "unknown_user_id", "subscriber not enrolled")
-            }
-            Outcome::ServerError => {
-                return oauth(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "simulated failure")
-            }
-            Outcome::Slow => tokio::time::sleep(self.cfg.slow).await,
-            _ => {}
+        if let Some(refused) = self.answer_at_once(outcome).await {
+            return refused;
         }
         let expires_in = form.get("requested_expiry").and_then(|e| e.parse::<u64>().ok()).unwrap_or(300).min(600);
         let id = crate::clock::random_token(16);
@@ -422,6 +415,24 @@ fn json_ok(v: serde_json::Value) -> Response<Full<Bytes>> {
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
+}
+
+impl SimOperator {
+    /// The outcomes the simulated operator answers before acknowledging, the same at its CIBA and
+    /// SI endpoints: an unknown subscriber, a 500, or (`Slow`) a delay before the acknowledgement.
+    pub(crate) async fn answer_at_once(&self, outcome: Outcome) -> Option<Response<Full<Bytes>>> {
+        match outcome {
+            Outcome::UnknownSubscriber => {
+                Some(oauth(StatusCode::BAD_REQUEST, "unknown_user_id", "subscriber not enrolled"))
+            }
+            Outcome::ServerError => Some(oauth(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "simulated failure")),
+            Outcome::Slow => {
+                tokio::time::sleep(self.cfg.slow).await;
+                None
+            }
+            _ => None,
+        }
+    }
 }
 
 fn oauth(status: StatusCode, error: &str, desc: &str) -> Response<Full<Bytes>> {

@@ -69,15 +69,8 @@ impl SimOperator {
             return oauth(StatusCode::BAD_REQUEST, "invalid_request", "login_hint must be an MSISDN");
         };
         let outcome = Outcome::for_msisdn(&msisdn);
-        match outcome {
-            Outcome::UnknownSubscriber => {
-                return oauth(StatusCode::BAD_REQUEST, "unknown_user_id", "subscriber not enrolled")
-            }
-            Outcome::ServerError => {
-                return oauth(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "simulated failure")
-            }
-            Outcome::Slow => tokio::time::sleep(self.cfg.slow).await,
-            _ => {}
+        if let Some(refused) = self.answer_at_once(outcome).await {
+            return refused;
         }
         let id = crate::clock::random_token(16);
         let now = self.clock.now_ms();
