@@ -42,6 +42,9 @@ pub enum BuildError {
     /// The SMS transport or an operator's SIM-swap client could not be built.
     #[error("sms: {0}")]
     Sms(String),
+    /// An operator's `resilience` settings could not be applied.
+    #[error("{0}")]
+    Resilience(String),
 }
 
 /// Operator facts the RP surface needs (Discovery API).
@@ -236,6 +239,19 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         cfg.keys.sms_hmac_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
     )?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
+    // Breaker, in-flight cap, retry budget and push-capability cache around every adapter.
+    let operators = crate::operators::resilience::wrap_all(
+        operators,
+        &cfg.resilience,
+        &cfg.operators,
+        Some(crate::operators::resilience::push_cache::CacheParts {
+            store: store.clone(),
+            clock: opts.clock.clone(),
+            key: Arc::from(sms_hmac_secret.as_slice()),
+        }),
+        &crate::telemetry::metrics::ResilienceMetrics::register(metrics.registry(), &ids)?,
+    )
+    .map_err(BuildError::Resilience)?;
     let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics)?;
     let issuer = cfg.server.issuer.clone();
     let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());

@@ -4,6 +4,7 @@
 
 pub mod jwks;
 pub mod model;
+pub mod resilience;
 pub mod secret;
 pub mod validate;
 

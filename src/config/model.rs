@@ -57,6 +57,10 @@ pub struct Config {
     /// SMS fallback one-time codes, confirm links and message text.
     #[serde(default)]
     pub sms_codes: SmsCodesConfig,
+    /// Operator call protection defaults (breaker, in-flight cap, retry budget, push-capability
+    /// cache); an operator's `resilience` table overrides them key by key.
+    #[serde(default)]
+    pub resilience: super::resilience::ResilienceConfig,
 }
 
 /// `[sms_codes]`: the SMS fallback's one-time codes and confirm links (shared/security.md
@@ -485,6 +489,9 @@ pub struct OperatorConfig {
     /// Whole-call timeout of one SIM-swap check, milliseconds (L-01: 2 s).
     #[serde(default = "default_sim_swap_timeout")]
     pub sim_swap_timeout_ms: u64,
+    /// Overrides of `[resilience]` for this operator (same keys, each optional).
+    #[serde(default)]
+    pub resilience: Option<toml::Table>,
 }
 
 /// `[[clients]]`: one relying party.

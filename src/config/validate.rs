@@ -35,6 +35,7 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.client_jwt(cfg);
     v.sms(cfg);
     v.sms_transport(cfg, opts);
+    v.resilience(cfg);
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }
@@ -132,6 +133,25 @@ impl Validator {
                 }
             },
             _ => self.err(format!("{p}.kind"), "must be \"smpp\" or \"http\""),
+        }
+    }
+
+    /// `[resilience]` and every operator's override of it.
+    fn resilience(&mut self, cfg: &Config) {
+        for (k, m) in super::resilience::check("resilience", &cfg.resilience) {
+            self.err(k, m);
+        }
+        for (i, op) in cfg.operators.iter().enumerate() {
+            let p = format!("operators[{i}].resilience");
+            match cfg.resilience.for_operator(op.resilience.as_ref()) {
+                Ok(merged) if op.resilience.is_some() => {
+                    for (k, m) in super::resilience::check(&p, &merged) {
+                        self.err(k, m);
+                    }
+                }
+                Ok(_) => {}
+                Err(m) => self.err(p, m),
+            }
         }
     }
 

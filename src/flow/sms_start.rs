@@ -147,7 +147,7 @@ fn input(gw: &Gateway, tx: &Transaction, signal: Option<SignalClass>, timing: Ti
     FallbackInput {
         route_found: backend.is_some(),
         push_capable: backend.is_some_and(|b| b.push_capable()),
-        health: OperatorHealth::Healthy,
+        health: backend.map_or(OperatorHealth::Healthy, |b| b.health()),
         operator_sms: op_sms.is_some_and(|o| o.sms_fallback),
         signal,
         // The transaction's floor already includes the client's minimum.

@@ -170,7 +170,11 @@ pub async fn call(
         // A failed connection attempt wrote nothing: one more attempt on a fresh connection.
         let again = copy_request(&req);
         let resp = match client.request(req).await {
-            Err(e) if e.is_connect() => client.request(again).await,
+            // Within the operator's retry budget, after a 50–250 ms pause (L-03).
+            Err(e) if e.is_connect() && super::resilience::may_retry("connect") => {
+                super::resilience::retry_pause().await;
+                client.request(again).await
+            }
             r => r,
         }
         .map_err(|e| {

@@ -50,6 +50,7 @@ struct CallMetrics {
 
 impl CallMetrics {
     fn error(&self, kind: &'static str) {
+        super::resilience::note_failure(kind);
         if let Some(c) = self.errors.get(kind) {
             c.inc();
         }
@@ -169,8 +170,19 @@ impl MobileConnectCiba {
         let Ok(request) = self.form_request(token, form) else {
             return Err(OperatorAnswer::Failed(FailReason::OperatorError));
         };
+        // The CIBA poll (`on_failure` pending) is idempotent: one 5xx is retried within the
+        // retry budget (L-03). A code redemption may have used the code: never retried.
+        let retry_form = matches!(on_failure, OperatorAnswer::Pending { .. }).then(|| request.body().clone());
         let started = Instant::now();
-        let result = call(&self.clients.get(), request, self.call_timeout).await;
+        let mut result = call(&self.clients.get(), request, self.call_timeout).await;
+        if let Some(body) = retry_form {
+            if matches!(&result, Ok(r) if r.status.is_server_error()) && super::resilience::may_retry("token") {
+                super::resilience::retry_pause().await;
+                if let Ok(again) = self.form_request_body(token, body) {
+                    result = call(&self.clients.get(), again, self.call_timeout).await;
+                }
+            }
+        }
         self.metrics.token_seconds.observe(started.elapsed().as_secs_f64());
         match result {
             Ok(r) if r.status.is_server_error() => {
@@ -186,13 +198,17 @@ impl MobileConnectCiba {
     }
 
     fn form_request(&self, uri: &Uri, form: String) -> Result<Request<Full<Bytes>>, http::Error> {
+        self.form_request_body(uri, Full::new(Bytes::from(form)))
+    }
+
+    fn form_request_body(&self, uri: &Uri, body: Full<Bytes>) -> Result<Request<Full<Bytes>>, http::Error> {
         Request::builder()
             .method(Method::POST)
             .uri(uri.clone())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(header::ACCEPT, "application/json")
             .header(header::AUTHORIZATION, self.basic_auth.clone())
-            .body(Full::new(Bytes::from(form)))
+            .body(body)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod http;
 pub mod id_token;
 pub mod metadata;
 pub mod mobile_connect;
+pub mod resilience;
 pub mod sim_swap;
 
 use crate::flow::poll::OperatorAnswer;
@@ -122,6 +123,10 @@ pub trait OperatorBackend: Send + Sync + 'static {
     fn push_capable(&self) -> bool;
     /// Push seconds before a silent prompt counts as timed out.
     fn push_timeout_s(&self) -> u64;
+    /// Operator health for the fallback decision ([`resilience::ResilientBackend`]: its breaker).
+    fn health(&self) -> crate::flow::fallback::OperatorHealth {
+        crate::flow::fallback::OperatorHealth::Healthy
+    }
     /// Starts a decoupled authentication.
     async fn start_push(&self, req: &PushRequest<'_>) -> Result<PushStarted, PushError>;
     /// Asks for the result of a started authentication. Transient failures answer `Pending`

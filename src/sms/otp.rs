@@ -200,6 +200,17 @@ pub fn confirm_url(issuer: &str, secret: &OneTimeSecret) -> String {
     format!("{issuer}/sms/confirm/{}", secret.expose())
 }
 
+/// HMAC-SHA256 under `key` of length-prefixed `parts` (no two different inputs concatenate
+/// alike): the keyed hash behind every store key derived from a secret or an MSISDN.
+pub fn keyed_digest(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        m.update(&(p.len() as u64).to_be_bytes());
+        m.update(p);
+    }
+    m.finalize().into_bytes().into()
+}
+
 impl SmsCodes {
     /// From validated `[sms_codes]` settings and the HMAC key.
     pub fn new(cfg: &crate::config::SmsCodesConfig, key: Vec<u8>) -> Self {
@@ -215,13 +226,7 @@ impl SmsCodes {
     }
 
     fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut m = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        for p in parts {
-            // Length-prefixed: no two different inputs concatenate alike.
-            m.update(&(p.len() as u64).to_be_bytes());
-            m.update(p);
-        }
-        m.finalize().into_bytes().into()
+        keyed_digest(&self.key, parts)
     }
 
     /// The stored HMAC of `secret` for `tx` in `mode` (hex).

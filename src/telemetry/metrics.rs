@@ -323,3 +323,82 @@ impl Metrics {
         out
     }
 }
+
+impl Metrics {
+    /// The registry the handles live in (for metric families registered elsewhere, e.g.
+    /// [`ResilienceMetrics`]).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+}
+
+/// `to` labels of `mcgate_operator_breaker_transitions_total`.
+pub const BREAKER_STATES: &[&str] = &["closed", "half_open", "open"];
+/// `call` labels of `mcgate_operator_retries_total`.
+pub const RETRY_CALLS: &[&str] = &["connect", "token"];
+/// `outcome` labels of `mcgate_push_capability_cache_total`.
+pub const PUSH_CACHE_OUTCOMES: &[&str] = &["hit", "store", "invalidate"];
+
+/// Operator call protection (issue 7): breaker state and transitions, retries, shed calls and
+/// the push-capability cache; every series of every configured operator exported from the start.
+#[derive(Clone)]
+pub struct ResilienceMetrics {
+    /// `mcgate_operator_breaker_state{operator}`: 0 closed, 1 half_open, 2 open.
+    pub breaker_state: IntGaugeVec,
+    /// `mcgate_operator_breaker_transitions_total{operator,to}`.
+    pub breaker_transitions: IntCounterVec,
+    /// `mcgate_operator_retries_total{operator,call}`.
+    pub retries: IntCounterVec,
+    /// `mcgate_operator_shed_total{operator}`: refused by the per-operator in-flight cap.
+    pub shed: IntCounterVec,
+    /// `mcgate_push_capability_cache_total{outcome}`.
+    pub push_cache: IntCounterVec,
+}
+
+impl ResilienceMetrics {
+    /// Registers the families in `registry` with every series of `operators` at 0.
+    pub fn register(registry: &Registry, operators: &[String]) -> Result<Self, prometheus::Error> {
+        let breaker_state = IntGaugeVec::new(
+            Opts::new("mcgate_operator_breaker_state", "Operator circuit breaker: 0 closed, 1 half_open, 2 open"),
+            &["operator"],
+        )?;
+        let breaker_transitions = IntCounterVec::new(
+            Opts::new("mcgate_operator_breaker_transitions_total", "Operator circuit breaker state changes"),
+            &["operator", "to"],
+        )?;
+        let retries = IntCounterVec::new(
+            Opts::new("mcgate_operator_retries_total", "Operator calls retried (within the retry budget)"),
+            &["operator", "call"],
+        )?;
+        let shed = IntCounterVec::new(
+            Opts::new("mcgate_operator_shed_total", "Operator calls refused by the per-operator in-flight cap"),
+            &["operator"],
+        )?;
+        let push_cache = IntCounterVec::new(
+            Opts::new(
+                "mcgate_push_capability_cache_total",
+                "Push-capability cache (not enrolled) hits, stores, invalidations",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(breaker_state.clone()))?;
+        registry.register(Box::new(breaker_transitions.clone()))?;
+        registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(shed.clone()))?;
+        registry.register(Box::new(push_cache.clone()))?;
+        for op in operators {
+            breaker_state.with_label_values(&[op.as_str()]).set(0);
+            for to in BREAKER_STATES {
+                let _ = breaker_transitions.with_label_values(&[op.as_str(), to]);
+            }
+            for call in RETRY_CALLS {
+                let _ = retries.with_label_values(&[op.as_str(), call]);
+            }
+            let _ = shed.with_label_values(&[op.as_str()]);
+        }
+        for o in PUSH_CACHE_OUTCOMES {
+            let _ = push_cache.with_label_values(&[o]);
+        }
+        Ok(Self { breaker_state, breaker_transitions, retries, shed, push_cache })
+    }
+}

@@ -1,0 +1,118 @@
+//! The push-capability cache (issue 7): "this number is not enrolled at its operator"
+//! (`unknown_user_id`), remembered in the shared [`Store`] for `not_enrolled_ttl_s` so that
+//! every gateway instance sends the next authentication of that number straight to the right
+//! channel (SMS where the client's policy allows it, else `unknown_user_id`) without asking the
+//! operator again; a successful push start forgets it. The key is a keyed hash (HMAC under the
+//! SMS HMAC secret, [`crate::sms::otp::keyed_digest`]) of operator and number, never the number.
+//! A store failure is a cache miss: the operator is asked as before.
+
+use crate::clock::SharedClock;
+use crate::msisdn::Msisdn;
+use crate::store::Store;
+use crate::telemetry::metrics::ResilienceMetrics;
+use prometheus::IntCounter;
+use std::sync::Arc;
+
+/// What every operator's cache shares: the store, the clock and the HMAC key.
+#[derive(Clone)]
+pub struct CacheParts {
+    /// The (shared) store.
+    pub store: Arc<dyn Store>,
+    /// Wall clock of the store's deadlines.
+    pub clock: SharedClock,
+    /// HMAC key of the store keys.
+    pub key: Arc<[u8]>,
+}
+
+/// One operator's view of the cache.
+pub struct PushCapabilityCache {
+    parts: CacheParts,
+    operator: String,
+    ttl_ms: u64,
+    hit: IntCounter,
+    store: IntCounter,
+    invalidate: IntCounter,
+}
+
+/// Store key prefix.
+const PREFIX: &str = "pushcap:";
+
+impl PushCapabilityCache {
+    /// The cache of `operator`, entries kept `ttl_s`.
+    pub fn new(parts: CacheParts, operator: &str, ttl_s: u64, metrics: &ResilienceMetrics) -> Self {
+        let c = |o: &str| metrics.push_cache.with_label_values(&[o]);
+        Self {
+            parts,
+            operator: operator.to_owned(),
+            ttl_ms: ttl_s.saturating_mul(1000),
+            hit: c("hit"),
+            store: c("store"),
+            invalidate: c("invalidate"),
+        }
+    }
+
+    /// The store key of `msisdn` at this operator.
+    pub fn key(&self, msisdn: &Msisdn) -> String {
+        let digest = crate::sms::otp::keyed_digest(
+            &self.parts.key,
+            &[b"mcgate push capability v1", self.operator.as_bytes(), &msisdn.value().to_be_bytes()],
+        );
+        let mut k = String::with_capacity(PREFIX.len() + 64);
+        k.push_str(PREFIX);
+        k.push_str(&hex::encode(digest));
+        k
+    }
+
+    /// Whether `msisdn` is remembered as not enrolled (counted as a hit).
+    pub async fn not_enrolled(&self, msisdn: &Msisdn) -> bool {
+        let hit = matches!(self.parts.store.get_value(&self.key(msisdn)).await, Ok(Some(_)));
+        if hit {
+            self.hit.inc();
+        }
+        hit
+    }
+
+    /// Remembers that `msisdn` is not enrolled.
+    pub async fn remember_not_enrolled(&self, msisdn: &Msisdn) {
+        let until = self.parts.clock.now_ms().saturating_add(self.ttl_ms);
+        if let Ok(None) = self.parts.store.put_if_absent(&self.key(msisdn), "not_enrolled", until).await {
+            self.store.inc();
+        }
+    }
+
+    /// Forgets `msisdn` (a push to it started: it is enrolled now).
+    pub async fn forget(&self, msisdn: &Msisdn) {
+        if let Ok(Some(_)) = self.parts.store.take(&self.key(msisdn)).await {
+            self.invalidate.inc();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    #[tokio::test]
+    async fn remembers_by_keyed_hash_until_the_ttl_and_forgets_on_success() {
+        let clock = Arc::new(crate::clock::ManualClock::new(1_000_000));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let registry = prometheus::Registry::new();
+        let metrics = ResilienceMetrics::register(&registry, &["movistar".into()]).unwrap();
+        let parts = CacheParts { store, clock: clock.clone(), key: Arc::from(&b"k"[..]) };
+        let cache = PushCapabilityCache::new(parts.clone(), "movistar", 60, &metrics);
+        let n = Msisdn::from_digits(34_600_000_004).unwrap();
+        assert!(!cache.key(&n).contains("600000004"), "never the number");
+        assert_ne!(cache.key(&n), PushCapabilityCache::new(parts, "orange", 60, &metrics).key(&n));
+        assert!(!cache.not_enrolled(&n).await);
+        cache.remember_not_enrolled(&n).await;
+        assert!(cache.not_enrolled(&n).await);
+        clock.advance_ms(60_001);
+        assert!(!cache.not_enrolled(&n).await, "expired");
+        cache.remember_not_enrolled(&n).await;
+        cache.forget(&n).await;
+        assert!(!cache.not_enrolled(&n).await, "forgotten");
+        let count = |o: &str| metrics.push_cache.with_label_values(&[o]).get();
+        assert_eq!((count("hit"), count("store"), count("invalidate")), (1, 2, 1));
+    }
+}
