@@ -125,7 +125,10 @@ async fn idempotency_key_returns_the_same_transaction_without_a_second_push() {
     let bad = [("scope", "openid"), ("login_hint", unknown.as_str())];
     assert_eq!(bc_with_key(&rp, "order-9", &bad).await.error(), "unknown_user_id");
     assert_eq!(bc_with_key(&rp, "order-9", &bad).await.error(), "unknown_user_id");
-    assert_eq!(demo.sims[0].stats.bc_authorize.load(Ordering::SeqCst), 2, "both attempts reached the operator");
+    // Processed anew: the operator's "not enrolled" is remembered (push-capability cache,
+    // issue 7), so the second attempt is answered without a second operator call.
+    assert_eq!(demo.sims[0].stats.bc_authorize.load(Ordering::SeqCst), 1, "the first attempt reached the operator");
+    assert_eq!(support::metric(&demo, "mcgate_push_capability_cache_total", &[("outcome", "hit")]).await, 1.0);
 
     let empty = bc_with_key(&rp, " ", &form).await;
     assert_eq!((empty.status, empty.error()), (400, "invalid_request"));
