@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod noc;
 pub mod sms;
 
 use mcgate::demo::{Demo, DemoOptions};
