@@ -81,3 +81,10 @@ fn promtool_test_rules_catches_a_wrong_expectation() {
         .expect("promtool runs");
     assert!(!out.status.success(), "a wrong expectation must fail");
 }
+
+#[test]
+fn promtool_accepts_the_example_scrape_configuration() {
+    let (ok, out) = promtool(&["check", "config", "prometheus.example.yml"]);
+    assert!(ok, "promtool check config failed:\n{out}");
+    assert!(out.contains("SUCCESS: 1 rule files found"), "{out}");
+}

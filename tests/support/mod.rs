@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod noc;
+pub mod noc_plot;
 pub mod sms;
 
 use mcgate::demo::{Demo, DemoOptions};

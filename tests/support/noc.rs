@@ -174,11 +174,36 @@ pub struct Driven {
 /// SMS fallback approved on the confirm page), a ping and a push client approval, and a
 /// metadata/JWKS fetch.
 pub async fn drive_load(demo: &Demo) -> Driven {
+    let mut driven = drive_push_load(demo).await;
+    let sms = Rp { client_id: demo.sms_client_id.clone(), ..Rp::new(demo) };
+    // SMS fallback: not enrolled at movistar → SMS link, approved on the confirm page.
+    for last in [4u8, 5] {
+        let msisdn = sms_test_msisdn(&demo.gateway, &demo.sms_client_id, "movistar", last).unwrap().digits();
+        let ack = bc(&sms, &format!("MSISDN:{msisdn}"), &[]).await;
+        assert_eq!(ack.status, 200, "SMS fallback …{last}: {:?}", ack.body);
+        let text = demo
+            .smsc
+            .messages()
+            .iter()
+            .rev()
+            .find(|m| m.to.contains(&msisdn))
+            .map(|m| m.text.clone())
+            .expect("an SMS to the number");
+        approve_sms_link(demo, &text).await;
+        let (done, _) = sms.poll_until_done(&ack, Duration::from_secs(20)).await;
+        assert_eq!(done.status, 200, "{:?}", done.body);
+        driven.sms_approved += 1;
+    }
+    driven
+}
+
+/// The push-only part of [`drive_load`] (repeatable: no SMS limit is consumed).
+pub async fn drive_push_load(demo: &Demo) -> Driven {
     let rp = Rp::new(demo);
     let sms = Rp { client_id: demo.sms_client_id.clone(), ..Rp::new(demo) };
+    let mut driven = Driven::default();
     let ping = Rp { client_id: "demo-rp-ping".into(), ..Rp::new(demo) };
     let push = Rp { client_id: "demo-rp-push".into(), ..Rp::new(demo) };
-    let mut driven = Driven::default();
     let http = reqwest::Client::new();
     let plain = demo.plain_url.clone().unwrap();
     for path in ["/.well-known/openid-configuration", "/jwks"] {
@@ -202,24 +227,6 @@ pub async fn drive_load(demo: &Demo) -> Driven {
         // Errors: unknown subscriber (400 unknown_user_id), operator 500 (503 or failed).
         let _ = bc(&rp, &hint(demo, op, 4), &[]).await;
         let _ = bc(&rp, &hint(demo, op, 5), &[]).await;
-    }
-    // SMS fallback: not enrolled at movistar → SMS link, approved on the confirm page.
-    for last in [4u8, 5] {
-        let msisdn = sms_test_msisdn(&demo.gateway, &demo.sms_client_id, "movistar", last).unwrap().digits();
-        let ack = bc(&sms, &format!("MSISDN:{msisdn}"), &[]).await;
-        assert_eq!(ack.status, 200, "SMS fallback …{last}: {:?}", ack.body);
-        let text = demo
-            .smsc
-            .messages()
-            .iter()
-            .rev()
-            .find(|m| m.to.contains(&msisdn))
-            .map(|m| m.text.clone())
-            .expect("an SMS to the number");
-        approve_sms_link(demo, &text).await;
-        let (done, _) = sms.poll_until_done(&ack, Duration::from_secs(20)).await;
-        assert_eq!(done.status, 200, "{:?}", done.body);
-        driven.sms_approved += 1;
     }
     // Ping and push clients: the RP sink receives one notification each (bounded wait).
     let before = demo.rp_sink.received().len();
