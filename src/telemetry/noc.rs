@@ -18,6 +18,9 @@ use crate::flow::{Channel, Transaction, TxState};
 use prometheus::{IntCounter, IntCounterVec, Opts, Registry};
 use std::collections::HashMap;
 
+/// Maps keyed by configured ids (foldhash, as the other hot-path handle maps).
+type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// Channels (the `channel` label), indexed by [`channel_index`].
 pub const CHANNELS: [&str; 2] = ["push", "sms"];
 /// Terminal outcomes of an authentication (the `outcome` label of the completed counter).
@@ -57,8 +60,8 @@ struct Pair {
 /// Counters of the authentication life cycle.
 #[derive(Default)]
 pub struct AuthMetrics {
-    pairs: HashMap<String, HashMap<String, Pair>>,
-    fallbacks: HashMap<String, [IntCounter; FALLBACK_REASONS.len()]>,
+    pairs: Map<Map<Pair>>,
+    fallbacks: Map<[IntCounter; FALLBACK_REASONS.len()]>,
     rate_limited: Vec<IntCounter>,
 }
 
@@ -114,7 +117,7 @@ impl AuthMetrics {
         )?;
         registry.register(Box::new(rate_limited.clone()))?;
 
-        let mut pairs: HashMap<String, HashMap<String, Pair>> = HashMap::new();
+        let mut pairs: Map<Map<Pair>> = Map::default();
         for client in clients {
             let per_op = pairs.entry(client.clone()).or_default();
             for op in operators {
