@@ -164,7 +164,8 @@ impl Gateway {
 pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, BuildError> {
     let cfg = &loaded.config;
     let ids: Vec<String> = cfg.operators.iter().map(|o| o.id.clone()).collect();
-    let metrics = Metrics::register(opts.registry, &ids)?;
+    let client_ids: Vec<String> = cfg.clients.iter().map(|c| c.client_id.clone()).collect();
+    let metrics = Metrics::register_with_clients(opts.registry, &ids, &client_ids)?;
     let index_of = |id: &str| ids.iter().position(|o| o == id).map(|i| OperatorIndex(i as u16));
     let rules = ParseRules {
         default_country_code: cfg.discovery.default_country_code,

@@ -185,7 +185,10 @@ pub async fn start(
     let started = start_inner(gw, tx, signal, timing, phase, mode, language).await;
     let op = tx.operator.as_str();
     match &started {
-        Started::Sms(_) => gw.metrics.sms_fallbacks.with_label_values(&[op, "sent"]).inc(),
+        Started::Sms(_) => {
+            gw.metrics.sms_fallbacks.with_label_values(&[op, "sent"]).inc();
+            gw.metrics.auth.fallback(op, signal.map_or("push_timeout", |s| s.as_str()));
+        }
         Started::NoSms { reason, .. } => gw.metrics.sms_fallbacks.with_label_values(&[op, reason]).inc(),
     }
     started
@@ -360,6 +363,7 @@ pub async fn race(gw: &Gateway, tx: &Transaction) -> Option<Transaction> {
     match send(gw, tx, tx.clone(), SmsMode::Link, None).await {
         Started::Sms(sent) => {
             gw.metrics.sms_fallbacks.with_label_values(&[tx.operator.as_str(), "sent"]).inc();
+            gw.metrics.auth.fallback(tx.operator.as_str(), "race");
             Some(*sent)
         }
         Started::NoSms { .. } => None,

@@ -46,8 +46,12 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
         if let Some(next) = crate::flow::sms_start::after_push(gw, &tx, class).await {
             let to = next.state;
             let retain = next.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
+            let counted = gw.metrics.auth.moved(tx.state, &next);
             match gw.store.compare_and_set(version, next.clone(), retain).await.map_err(unavailable)? {
-                CasResult::Applied { .. } => gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str())),
+                CasResult::Applied { .. } => {
+                    counted.inc();
+                    gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str()))
+                }
                 CasResult::Conflict { .. } => return Err(unknown()),
             }
             return match to {
@@ -99,8 +103,12 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
     }
     let retain = moved.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let to = moved.state;
+    let counted = gw.metrics.auth.moved(tx.state, &moved);
     match gw.store.compare_and_set(version, moved, retain).await.map_err(unavailable)? {
-        CasResult::Applied { .. } => gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str())),
+        CasResult::Applied { .. } => {
+            counted.inc();
+            gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str()))
+        }
         CasResult::Conflict { .. } => return Err(unknown()),
     }
     match to {

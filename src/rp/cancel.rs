@@ -46,13 +46,15 @@ pub async fn handle(
         if !(tx.state.is_pending() || tx.state == TxState::Approved) {
             return Ok(answer(id, tx.state));
         }
-        let from = tx.state.as_str();
+        let (from, from_state) = (tx.state.as_str(), tx.state);
         let mut cancelled = tx;
         cancelled.state = TxState::Failed(FailReason::Cancelled);
         let retain = cancelled.retain_until_ms(retention_ms);
+        let counted = gw.metrics.auth.moved(from_state, &cancelled);
         if let CasResult::Applied { .. } =
             gw.store.compare_and_set(current.version, cancelled, retain).await.map_err(unavailable)?
         {
+            counted.inc();
             gw.metrics.transition(Some(from), Some("failed"));
             return Ok(answer(id, TxState::Failed(FailReason::Cancelled)));
         }

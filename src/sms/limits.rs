@@ -136,6 +136,8 @@ pub struct SmsLimits<C: Clock = DefaultClock> {
     clients: HashMap<String, ClientBudget<C>>,
     store: Arc<dyn Store>,
     refusals: HashMap<Refusal, IntCounter>,
+    /// `mcgate_rate_limited_total{limit}` by [`crate::telemetry::noc::RATE_LIMITS`] index.
+    limited: Vec<Option<IntCounter>>,
     now_ms: Box<dyn Fn() -> u64 + Send + Sync>,
 }
 
@@ -204,8 +206,16 @@ impl<C: Clock + Clone> SmsLimits<C> {
             clients,
             store,
             refusals,
+            limited: crate::telemetry::noc::RATE_LIMITS.iter().map(|l| metrics.auth.rate_limited(l)).collect(),
             now_ms: Box::new(now_ms),
             clock,
+        }
+    }
+
+    /// Counts a refusal by the limiter at `RATE_LIMITS[i]`.
+    fn limited(&self, i: usize) {
+        if let Some(Some(c)) = self.limited.get(i) {
+            c.inc();
         }
     }
 
@@ -240,24 +250,27 @@ impl<C: Clock + Clone> SmsLimits<C> {
             return Err(self.refuse(Refusal::TooManyFailures, None));
         }
         let n = to.value();
-        for limiter in [&self.msisdn_gap, &self.msisdn_hour, &self.msisdn_day] {
+        for (i, limiter) in [&self.msisdn_gap, &self.msisdn_hour, &self.msisdn_day].into_iter().enumerate() {
             if let Err(not_until) = limiter.check_key(&n) {
+                self.limited(i);
                 let wait = not_until.wait_time_from(self.clock.now());
                 return Err(self.refuse(Refusal::RateLimited, Some(wait.as_secs().max(1))));
             }
         }
         if let Err(not_until) = self.prefix_hour.check_key(&(n / self.prefix_div)) {
+            self.limited(3);
             let wait = not_until.wait_time_from(self.clock.now());
             return Err(self.refuse(Refusal::RateLimited, Some(wait.as_secs().max(1))));
         }
         let Some(budget) = self.clients.get(client_id) else {
             return Err(self.refuse(Refusal::BudgetExhausted, None));
         };
-        for limiter in [&budget.hour, &budget.day] {
+        for (i, limiter) in [&budget.hour, &budget.day].into_iter().enumerate() {
             match limiter {
                 None => return Err(self.refuse(Refusal::BudgetExhausted, None)),
                 Some(l) => {
                     if let Err(not_until) = l.check() {
+                        self.limited(4 + i);
                         let wait = not_until.wait_time_from(self.clock.now());
                         return Err(self.refuse(Refusal::BudgetExhausted, Some(wait.as_secs().max(1))));
                     }

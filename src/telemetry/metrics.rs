@@ -143,6 +143,8 @@ pub struct Metrics {
     pub sms_refusals: IntCounterVec,
     /// SMS fallback attempts by operator and outcome ([`SMS_FALLBACK_OUTCOMES`]).
     pub sms_fallbacks: IntCounterVec,
+    /// Authentications started/completed, fallbacks by reason, rate-limit refusals (issue 8).
+    pub auth: std::sync::Arc<super::noc::AuthMetrics>,
 }
 
 /// Outcomes of an SMS fallback attempt (`flow::sms_start`): `sent`, or why no SMS went out.
@@ -171,6 +173,15 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// Registers every metric in `registry`; `operators` are the configured operator ids.
     pub fn register(registry: Registry, operators: &[String]) -> Result<Self, prometheus::Error> {
+        Self::register_with_clients(registry, operators, &[])
+    }
+
+    /// As [`Metrics::register`], with the configured client ids (the `client` label's set).
+    pub fn register_with_clients(
+        registry: Registry,
+        operators: &[String],
+        clients: &[String],
+    ) -> Result<Self, prometheus::Error> {
         let requests_vec = IntCounterVec::new(
             Opts::new(
                 "mcgate_http_requests_total",
@@ -240,9 +251,12 @@ impl Metrics {
                 let _ = sms_fallbacks.with_label_values(&[op.as_str(), o]);
             }
         }
-        let build = IntGauge::with_opts(
-            Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION")),
-        )?;
+        let mut build_opts =
+            Opts::new("mcgate_build_info", "Build information").const_label("version", env!("CARGO_PKG_VERSION"));
+        if let Some(sha) = option_env!("MCGATE_GIT_SHA").filter(|s| !s.is_empty()) {
+            build_opts = build_opts.const_label("revision", sha);
+        }
+        let build = IntGauge::with_opts(build_opts)?;
         build.set(1);
         registry.register(Box::new(build))?;
 
@@ -265,6 +279,7 @@ impl Metrics {
                 let _ = operator_errors.with_label_values(&[op.as_str(), k]);
             }
         }
+        let auth = std::sync::Arc::new(super::noc::AuthMetrics::register(&registry, clients, operators)?);
         Ok(Self {
             registry,
             requests,
@@ -277,6 +292,7 @@ impl Metrics {
             failures,
             sms_refusals,
             sms_fallbacks,
+            auth,
         })
     }
 

@@ -5,5 +5,6 @@
 pub mod json_lines;
 pub mod logging;
 pub mod metrics;
+pub mod noc;
 
 pub use metrics::Metrics;

@@ -4,6 +4,8 @@
 
 pub mod browser;
 pub mod faults;
+pub mod noc;
+pub mod noc_plot;
 pub mod sms;
 
 use mcgate::demo::{Demo, DemoOptions};
