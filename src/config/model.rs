@@ -57,6 +57,9 @@ pub struct Config {
     /// SMS fallback one-time codes, confirm links and message text.
     #[serde(default)]
     pub sms_codes: SmsCodesConfig,
+    /// Overload limits and drain pacing of the public listeners (`config::edge`).
+    #[serde(default)]
+    pub edge: super::edge::EdgeConfig,
 }
 
 /// `[sms_codes]`: the SMS fallback's one-time codes and confirm links (shared/security.md

@@ -35,6 +35,7 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.client_jwt(cfg);
     v.sms(cfg);
     v.sms_transport(cfg, opts);
+    v.errors.extend(super::edge::validate(&cfg.edge));
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }

@@ -316,10 +316,98 @@ impl Metrics {
         }
     }
 
+    /// The registry the handles live in (instance-wide metrics registered beside these).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Creates the per-operator series of operators added by a configuration reload (the
+    /// handles are shared with the previous configuration; nothing is registered twice).
+    pub fn cover_operators(&self, operators: &[String]) {
+        for op in operators {
+            for o in SMS_FALLBACK_OUTCOMES {
+                let _ = self.sms_fallbacks.with_label_values(&[op.as_str(), o]);
+            }
+            for c in OPERATOR_CALLS {
+                let _ = self.operator_seconds.with_label_values(&[op.as_str(), c]);
+            }
+            for k in OPERATOR_ERROR_KINDS {
+                let _ = self.operator_errors.with_label_values(&[op.as_str(), k]);
+            }
+        }
+    }
+
     /// Prometheus text exposition of everything registered.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
+    }
+}
+
+/// Instance-level metrics of the edge (overload shedding, open work) and of configuration
+/// reloads; registered once per instance beside [`Metrics`], they survive reloads.
+#[derive(Clone)]
+pub struct EdgeMetrics {
+    /// Requests shed because the in-flight cap was reached.
+    pub shed_in_flight: IntCounter,
+    /// Connections closed at accept because the connection cap was reached.
+    pub shed_connections: IntCounter,
+    /// Requests being served (set from the edge's counter when scraped).
+    pub inflight: IntGauge,
+    /// Open public connections (set from the edge's counter when scraped).
+    pub open_connections: IntGauge,
+    /// Successful reloads.
+    pub reloads_ok: IntCounter,
+    /// Rejected reloads (invalid file, or the gateway could not be built).
+    pub reloads_rejected: IntCounter,
+    /// Configuration generation: 1 at start, +1 per successful reload.
+    pub generation: IntGauge,
+    /// Unix time of the last successful reload (0 before any).
+    pub last_reload_success: prometheus::Gauge,
+}
+
+impl std::fmt::Debug for EdgeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EdgeMetrics")
+    }
+}
+
+impl EdgeMetrics {
+    /// Registers the edge and reload metrics in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let shed = IntCounterVec::new(
+            Opts::new("mcgate_requests_shed_total", "Work refused at the edge, by reason (in_flight, connections)"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(shed.clone()))?;
+        let inflight = IntGauge::new("mcgate_inflight_requests", "Public requests being served")?;
+        registry.register(Box::new(inflight.clone()))?;
+        let open_connections = IntGauge::new("mcgate_open_connections", "Open public connections")?;
+        registry.register(Box::new(open_connections.clone()))?;
+        let reloads = IntCounterVec::new(
+            Opts::new("mcgate_config_reloads_total", "Configuration reloads, by outcome"),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        let generation =
+            IntGauge::new("mcgate_config_generation", "Configuration generation (1 at start, +1 per reload)")?;
+        generation.set(1);
+        registry.register(Box::new(generation.clone()))?;
+        let last_reload_success = prometheus::Gauge::new(
+            "mcgate_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration reload",
+        )?;
+        registry.register(Box::new(last_reload_success.clone()))?;
+        Ok(Self {
+            shed_in_flight: shed.with_label_values(&["in_flight"]),
+            shed_connections: shed.with_label_values(&["connections"]),
+            inflight,
+            open_connections,
+            reloads_ok: reloads.with_label_values(&["ok"]),
+            reloads_rejected: reloads.with_label_values(&["rejected"]),
+            generation,
+            last_reload_success,
+        })
     }
 }
