@@ -169,3 +169,22 @@ fn restart_only_changes(old: &config::Config, new: &config::Config) -> Vec<&'sta
     ];
     pairs.into_iter().filter(|(_, a, b)| a != b).map(|(k, _, _)| k).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::restart_only_changes;
+    use crate::config::{parse_unvalidated, EMBEDDED_ROUTING_TOML};
+
+    #[test]
+    fn only_restart_bound_keys_are_reported() {
+        let old = parse_unvalidated(EMBEDDED_ROUTING_TOML).unwrap();
+        let mut new = old.clone();
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.clients.pop(); // live: not reported
+        new.server.issuer.push_str("/x"); // live: not reported
+        assert!(restart_only_changes(&old, &new).is_empty());
+        new.edge.max_in_flight += 1;
+        new.server.listen = "127.0.0.1:1".into();
+        assert_eq!(restart_only_changes(&old, &new), vec!["server.listen", "edge"]);
+    }
+}
