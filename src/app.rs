@@ -134,12 +134,31 @@ pub struct Gateway {
     pub max_body_bytes: usize,
     /// Rendered `/.well-known/openid-configuration`.
     pub metadata_json: Bytes,
-    /// Background driver of ping/push transactions (schedule and delivery client).
-    pub driver: crate::flow::driver::Driver,
+    /// Background driver of ping/push transactions (schedule and delivery client); shared
+    /// with the next configuration on reload.
+    pub driver: Arc<crate::flow::driver::Driver>,
     /// SMS codes and confirm links: settings and HMAC key.
     pub sms_codes: crate::sms::otp::SmsCodes,
     /// SMS fallback: transport, limits, SIM-swap clients, client and operator policies.
     pub sms: crate::flow::sms_start::SmsFallback,
+    /// The secrets behind pairwise subjects, subscriber ids and SMS HMACs, kept so that a
+    /// reload reuses generated ones (see [`build_with`]).
+    pub secrets: Arc<GatewaySecrets>,
+    /// Operator protection metrics (breaker, retries, shed calls), kept across reloads.
+    pub resilience_metrics: crate::telemetry::metrics::ResilienceMetrics,
+}
+
+/// Raw secrets a reloaded gateway must keep when they were generated, not read from files.
+pub struct GatewaySecrets {
+    pairwise: Vec<u8>,
+    subscriber: Vec<u8>,
+    sms_hmac: Vec<u8>,
+}
+
+impl std::fmt::Debug for GatewaySecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("GatewaySecrets(..)")
+    }
 }
 
 impl std::fmt::Debug for Gateway {
@@ -162,10 +181,31 @@ impl Gateway {
 
 /// Builds the gateway.
 pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, BuildError> {
+    build_inner(loaded, opts, None)
+}
+
+/// Builds the gateway of a reloaded configuration. What must survive a reload is carried over
+/// from `carry_from`: the store (transactions), the metrics handles (new operators get their
+/// series; `opts.registry` is not used), the ping/push driver's schedule, the SMS transport and
+/// anti-pumping limits, generated signing keys and generated secrets (keys and secrets named by
+/// files are read again). Operator adapters, clients, routing and policies are rebuilt.
+pub fn build_with(loaded: &LoadedConfig, opts: BuildOptions, carry_from: &Gateway) -> Result<Gateway, BuildError> {
+    build_inner(loaded, opts, Some(carry_from))
+}
+
+fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway>) -> Result<Gateway, BuildError> {
     let cfg = &loaded.config;
     let ids: Vec<String> = cfg.operators.iter().map(|o| o.id.clone()).collect();
     let client_ids: Vec<String> = cfg.clients.iter().map(|c| c.client_id.clone()).collect();
-    let metrics = Metrics::register_with_clients(opts.registry, &ids, &client_ids)?;
+    let metrics = match carry {
+        Some(old) => {
+            old.metrics.cover_operators(&ids);
+            let mut m = old.metrics.clone();
+            m.auth = Arc::new(old.metrics.auth.covering(&client_ids, &ids));
+            m
+        }
+        None => Metrics::register_with_clients(opts.registry, &ids, &client_ids)?,
+    };
     let index_of = |id: &str| ids.iter().position(|o| o == id).map(|i| OperatorIndex(i as u16));
     let rules = ParseRules {
         default_country_code: cfg.discovery.default_country_code,
@@ -193,11 +233,15 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     let directory = Directory::new(prefixes, ported);
 
     // Before the operators: an `mc_si` adapter signs its request objects with our RS256 key.
-    let keys = Arc::new(match opts.keys {
-        Some(k) => k,
-        None if cfg.keys.signing_keys.is_empty() => KeySet::generate()?,
-        None => KeySet::load(&cfg.keys.signing_keys.iter().map(|p| loaded.resolve(p)).collect::<Vec<_>>())?,
-    });
+    let keys = match (opts.keys, carry) {
+        (Some(k), _) => Arc::new(k),
+        // Generated keys live as long as the process: a reload keeps them.
+        (None, Some(old)) if cfg.keys.signing_keys.is_empty() => old.tokens.keys.clone(),
+        (None, _) if cfg.keys.signing_keys.is_empty() => Arc::new(KeySet::generate()?),
+        (None, _) => {
+            Arc::new(KeySet::load(&cfg.keys.signing_keys.iter().map(|p| loaded.resolve(p)).collect::<Vec<_>>())?)
+        }
+    };
     let mut operators: Vec<Arc<dyn OperatorBackend>> = Vec::with_capacity(cfg.operators.len());
     let mut sms_operators = Vec::with_capacity(cfg.operators.len());
     let mut operator_info = Vec::with_capacity(cfg.operators.len());
@@ -230,17 +274,27 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     }
 
     let (clients, id_token_algs) = crate::rp::client_auth::build_registry(loaded, &keys, opts.clock.clone(), index_of)?;
-    let pairwise_secret = crate::tokens::load_or_generate_secret(
-        cfg.keys.pairwise_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
-    )?;
-    let subscriber_secret = crate::tokens::load_or_generate_secret(
-        cfg.keys.subscriber_id_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
-    )?;
-    let sms_hmac_secret = crate::tokens::load_or_generate_secret(
-        cfg.keys.sms_hmac_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
-    )?;
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
+    // A generated secret (no file) is reused on reload; a named file is read again.
+    let secret = |file: &Option<std::path::PathBuf>, old: Option<&Vec<u8>>| match (file, old) {
+        (None, Some(old)) => Ok(old.clone()),
+        _ => crate::tokens::load_or_generate_secret(file.as_ref().map(|p| loaded.resolve(p)).as_deref()),
+    };
+    let old_secrets = carry.map(|g| g.secrets.clone());
+    let pairwise_secret = secret(&cfg.keys.pairwise_secret_file, old_secrets.as_ref().map(|s| &s.pairwise))?;
+    let subscriber_secret = secret(&cfg.keys.subscriber_id_secret_file, old_secrets.as_ref().map(|s| &s.subscriber))?;
+    let sms_hmac_secret = secret(&cfg.keys.sms_hmac_secret_file, old_secrets.as_ref().map(|s| &s.sms_hmac))?;
+    let store: Arc<dyn Store> = match carry {
+        Some(old) => old.store.clone(),
+        None => Arc::new(MemoryStore::new(opts.clock.clone())),
+    };
     // Breaker, in-flight cap, retry budget and push-capability cache around every adapter.
+    let resilience_metrics = match carry {
+        Some(old) => {
+            old.resilience_metrics.cover_operators(&ids);
+            old.resilience_metrics.clone()
+        }
+        None => crate::telemetry::metrics::ResilienceMetrics::register(metrics.registry(), &ids)?,
+    };
     let operators = crate::operators::resilience::wrap_all(
         operators,
         &cfg.resilience,
@@ -250,10 +304,10 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
             clock: opts.clock.clone(),
             key: Arc::from(sms_hmac_secret.as_slice()),
         }),
-        &crate::telemetry::metrics::ResilienceMetrics::register(metrics.registry(), &ids)?,
+        &resilience_metrics,
     )
     .map_err(BuildError::Resilience)?;
-    let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics)?;
+    let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics, carry.map(|g| &g.sms))?;
     let issuer = cfg.server.issuer.clone();
     let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());
     Ok(Gateway {
@@ -274,6 +328,11 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         store,
         pairwise: PairwiseSubjects::new(&pairwise_secret),
         subscriber_ids: SubscriberIds::new(&subscriber_secret),
+        secrets: Arc::new(GatewaySecrets {
+            pairwise: pairwise_secret,
+            subscriber: subscriber_secret,
+            sms_hmac: sms_hmac_secret.clone(),
+        }),
         metrics,
         ciba: cfg.ciba.clone(),
         redirect: cfg.redirect.clone(),
@@ -281,9 +340,15 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         discovery_ttl_s: cfg.discovery.discovery_ttl_s,
         max_body_bytes: cfg.server.max_body_bytes,
         metadata_json,
-        driver: crate::flow::driver::Driver::new(&cfg.driver, &cfg.notifications).map_err(BuildError::Driver)?,
+        driver: match carry {
+            Some(old) => old.driver.clone(),
+            None => {
+                Arc::new(crate::flow::driver::Driver::new(&cfg.driver, &cfg.notifications).map_err(BuildError::Driver)?)
+            }
+        },
         sms_codes: crate::sms::otp::SmsCodes::new(&cfg.sms_codes, sms_hmac_secret),
         sms,
+        resilience_metrics,
     })
 }
 
@@ -317,9 +382,14 @@ fn sms_fallback(
     store: Arc<dyn Store>,
     clock: SharedClock,
     metrics: &Metrics,
+    carry: Option<&crate::flow::sms_start::SmsFallback>,
 ) -> Result<crate::flow::sms_start::SmsFallback, BuildError> {
     use crate::flow::sms_start::{ClientSmsPolicy, SmsFallback};
-    let transport = crate::sms::transport::build(&cfg.sms).map_err(BuildError::Sms)?;
+    // On reload the transport (its SMPP session) and the limits' counters are kept.
+    let transport = match carry {
+        Some(old) => old.transport.clone(),
+        None => crate::sms::transport::build(&cfg.sms).map_err(BuildError::Sms)?,
+    };
     let clients = cfg
         .clients
         .iter()
@@ -333,6 +403,9 @@ fn sms_fallback(
             (c.client_id.clone(), policy)
         })
         .collect();
-    let limits = crate::sms::limits::SmsLimits::new(&cfg.sms_limits, &cfg.clients, store, clock, metrics);
+    let limits = match carry {
+        Some(old) => old.limits.clone(),
+        None => Arc::new(crate::sms::limits::SmsLimits::new(&cfg.sms_limits, &cfg.clients, store, clock, metrics)),
+    };
     Ok(SmsFallback { transport, limits, operators, clients })
 }

@@ -239,6 +239,7 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
     let conn = ConnOptions {
         header_read_timeout: Duration::from_millis(loaded.config.server.header_read_timeout_ms),
         drain_timeout: Duration::from_millis(loaded.config.server.drain_timeout_ms),
+        ..ConnOptions::default()
     };
     let purge = Duration::from_millis(loaded.config.store.purge_interval_ms);
     let task = tokio::spawn(serve_all(gateway.clone(), listeners, admin.clone(), rx, conn, purge));

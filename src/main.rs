@@ -296,13 +296,19 @@ fn serve(path: PathBuf) -> Result<(), String> {
         conn: ConnOptions {
             header_read_timeout: Duration::from_millis(cfg.server.header_read_timeout_ms),
             drain_timeout: Duration::from_millis(cfg.server.drain_timeout_ms),
+            max_headers: cfg.edge.max_headers,
+            max_header_bytes: cfg.edge.max_header_bytes,
+            h2_max_concurrent_streams: cfg.edge.h2_max_concurrent_streams,
         },
         purge_interval: Duration::from_millis(cfg.store.purge_interval_ms),
+        edge: cfg.edge,
     };
     let loaded2 = loaded.clone();
+    let reload = mcgate::server::runtime::ReloadSource { path, loaded: loaded.clone() };
     run_blocking(
         listeners,
         opts,
+        Some(reload),
         move || async move {
             mcgate::app::build(&loaded2, mcgate::app::BuildOptions::new()).map(Arc::new).map_err(std::io::Error::other)
         },

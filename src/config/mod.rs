@@ -2,12 +2,14 @@
 //! [`LoadedConfig`] that passed every check or a [`ConfigErrors`] listing every problem with its
 //! key path. Nothing here knows about HTTP.
 
+pub mod edge;
 pub mod jwks;
 pub mod model;
 pub mod resilience;
 pub mod secret;
 pub mod validate;
 
+pub use edge::EdgeConfig;
 pub use model::*;
 pub use secret::Secret;
 pub use validate::{validate, ValidateOptions};

@@ -61,6 +61,9 @@ pub struct Config {
     /// cache); an operator's `resilience` table overrides them key by key.
     #[serde(default)]
     pub resilience: super::resilience::ResilienceConfig,
+    /// Overload limits and drain pacing of the public listeners (`config::edge`).
+    #[serde(default)]
+    pub edge: super::edge::EdgeConfig,
 }
 
 /// `[sms_codes]`: the SMS fallback's one-time codes and confirm links (shared/security.md

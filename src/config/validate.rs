@@ -36,6 +36,7 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.sms(cfg);
     v.sms_transport(cfg, opts);
     v.resilience(cfg);
+    v.errors.extend(super::edge::validate(&cfg.edge));
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }

@@ -66,8 +66,8 @@ pub struct OperatorSms {
 pub struct SmsFallback {
     /// The configured transport (`None`: no `[sms.transport]`, every SMS is `sms_unavailable`).
     pub transport: Option<Arc<dyn SmsTransport>>,
-    /// Anti-pumping limits.
-    pub limits: SmsLimits,
+    /// Anti-pumping limits (shared with the next configuration on reload).
+    pub limits: Arc<SmsLimits>,
     /// Per operator, by `OperatorIndex`.
     pub operators: Vec<OperatorSms>,
     /// Per client id.

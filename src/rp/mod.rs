@@ -56,15 +56,22 @@ pub struct RequestLog {
 
 /// The public listener's handler.
 pub struct RpService {
-    gw: Arc<Gateway>,
+    live: Arc<crate::server::reload::Live>,
     request_ids: AtomicU64,
     instance: String,
+    edge: Option<Arc<crate::server::edge::Edge>>,
 }
 
 impl RpService {
     /// Serves `gw`.
     pub fn new(gw: Arc<Gateway>) -> Self {
-        Self { gw, request_ids: AtomicU64::new(0), instance: crate::clock::random_token(4) }
+        Self::live(crate::server::reload::Live::new(gw), None)
+    }
+
+    /// Serves whatever gateway `live` holds when a request starts (hot reload), under `edge`'s
+    /// in-flight cap and drain flag.
+    pub fn live(live: Arc<crate::server::reload::Live>, edge: Option<Arc<crate::server::edge::Edge>>) -> Self {
+        Self { live, request_ids: AtomicU64::new(0), instance: crate::clock::random_token(4), edge }
     }
 }
 
@@ -82,11 +89,23 @@ impl RpService {
 
 impl Handler for RpService {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
+        // Over the in-flight cap: 503 at once, before any work (not logged per request: the
+        // shed counter tells it without flooding the log under overload).
+        let _in_flight = match &self.edge {
+            Some(edge) => match edge.admit() {
+                Some(place) => Some(place),
+                None => return RpError::TemporarilyUnavailable("the gateway is at capacity".into()).into_response(),
+            },
+            None => None,
+        };
+        // One snapshot of the configuration for the whole request.
+        let gw = self.live.load();
+        let http1 = req.version() < http::Version::HTTP_2;
         let started = tokio::time::Instant::now();
         let request_id = self.next_request_id();
         let method = req.method().clone();
         let mut log = RequestLog::default();
-        let (endpoint, result) = route(&self.gw, req, &mut log).await;
+        let (endpoint, result) = route(&gw, req, &mut log).await;
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => {
@@ -103,7 +122,7 @@ impl Handler for RpService {
             None => outcome_of(&resp),
         };
         let elapsed = started.elapsed();
-        self.gw.metrics.observe_request(endpoint, outcome, elapsed.as_secs_f64());
+        gw.metrics.observe_request(endpoint, outcome, elapsed.as_secs_f64());
         tracing::info!(
             request_id = %request_id,
             method = %method,
@@ -119,6 +138,10 @@ impl Handler for RpService {
         );
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
+        }
+        if http1 && self.edge.as_ref().is_some_and(|e| e.draining()) {
+            // Draining: this HTTP/1.1 connection ends after this answer.
+            resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }

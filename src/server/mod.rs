@@ -1,7 +1,8 @@
 //! Listeners and their lifecycle: binding (large accept backlog), the public RP listener (TLS by
 //! default, optional loopback plain HTTP), the separate admin listener, background upkeep (store
 //! purge, the ping/push driver) and graceful shutdown: on SIGTERM/ctrl-c `/ready` turns false, listeners stop
-//! accepting and in-flight requests get `drain_timeout_ms` to finish.
+//! accepting and in-flight requests get `drain_timeout_ms` to finish. `edge` holds the
+//! overload limits, `reload` the live (hot-reloadable) gateway.
 //!
 //! Two runtime shapes: `per_core` runs one current-thread tokio runtime per worker thread, all
 //! accepting on the same socket (no work stealing, the best tail latency on few cores);
@@ -9,6 +10,8 @@
 
 pub mod admin;
 pub mod conn;
+pub mod edge;
+pub mod reload;
 pub mod runtime;
 pub mod tls;
 
@@ -16,6 +19,8 @@ use crate::app::Gateway;
 use crate::rp::RpService;
 use admin::AdminService;
 use conn::ConnOptions;
+use edge::Edge;
+use reload::Live;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -51,6 +56,16 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// What the public listeners of one instance share across worker threads: the live gateway
+/// and (for `serve`) the edge limits.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    /// The gateway requests snapshot.
+    pub live: Arc<Live>,
+    /// In-flight and connection caps, drain flag (`None`: unlimited, as in tests and `demo`).
+    pub edge: Option<Arc<Edge>>,
+}
+
 /// Serves the public listeners (public + plain) until shutdown; used by every worker.
 pub async fn serve_public(
     gw: Arc<Gateway>,
@@ -60,13 +75,26 @@ pub async fn serve_public(
     shutdown: watch::Receiver<bool>,
     opts: ConnOptions,
 ) -> std::io::Result<()> {
-    let service = Arc::new(RpService::new(gw));
+    serve_public_live(Instance { live: Live::new(gw), edge: None }, public, tls, plain, shutdown, opts).await
+}
+
+/// [`serve_public`] for a live (reloadable) gateway under edge limits.
+pub async fn serve_public_live(
+    instance: Instance,
+    public: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    plain: Option<std::net::TcpListener>,
+    shutdown: watch::Receiver<bool>,
+    opts: ConnOptions,
+) -> std::io::Result<()> {
+    let edge = instance.edge.clone();
+    let service = Arc::new(RpService::live(instance.live, edge.clone()));
     let public = tokio::net::TcpListener::from_std(public)?;
-    let main = conn::serve(public, tls, service.clone(), shutdown.clone(), opts);
+    let main = conn::serve_limited(public, tls, service.clone(), shutdown.clone(), opts, edge.clone());
     match plain {
         Some(p) => {
             let p = tokio::net::TcpListener::from_std(p)?;
-            tokio::join!(main, conn::serve(p, None, service, shutdown, opts));
+            tokio::join!(main, conn::serve_limited(p, None, service, shutdown, opts, edge));
         }
         None => main.await,
     }
@@ -83,23 +111,59 @@ pub async fn serve_all(
     opts: ConnOptions,
     purge_interval: std::time::Duration,
 ) -> std::io::Result<()> {
+    let instance = Instance { live: Live::new(gw), edge: None };
+    serve_all_live(instance, listeners, admin, shutdown, opts, purge_interval).await
+}
+
+/// [`serve_all`] for a live (reloadable) gateway under edge limits: the store purge and the
+/// ping/push driver follow reloads (the driver restarts on the new gateway, its schedule kept).
+pub async fn serve_all_live(
+    instance: Instance,
+    listeners: BoundListeners,
+    admin: Arc<AdminService>,
+    shutdown: watch::Receiver<bool>,
+    opts: ConnOptions,
+    purge_interval: std::time::Duration,
+) -> std::io::Result<()> {
     let admin_listener = tokio::net::TcpListener::from_std(listeners.admin)?;
     let admin_task = conn::serve(admin_listener, None, admin.clone(), shutdown.clone(), ConnOptions { ..opts });
-    let purge = purge_loop(gw.clone(), shutdown.clone(), purge_interval);
-    let driver = crate::flow::driver::run(gw.clone(), shutdown.clone());
+    let purge = purge_loop(instance.live.clone(), shutdown.clone(), purge_interval);
+    let driver = drive_live(instance.live.clone(), shutdown.clone());
     admin.set_ready(true);
-    let public = serve_public(gw, listeners.public, listeners.public_tls, listeners.plain, shutdown, opts);
+    let public = serve_public_live(instance, listeners.public, listeners.public_tls, listeners.plain, shutdown, opts);
     let (r, _, _, _) = tokio::join!(public, admin_task, purge, driver);
     r
 }
 
-async fn purge_loop(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>, every: std::time::Duration) {
+/// Runs the ping/push driver on the current gateway; after a reload the running one finishes
+/// its job and stops, and a new one starts on the new gateway over the same (shared) schedule.
+async fn drive_live(live: Arc<Live>, mut shutdown: watch::Receiver<bool>) {
+    let mut generations = live.subscribe();
+    loop {
+        let (stop, stopped) = watch::channel(false);
+        let run = crate::flow::driver::run(live.load(), stopped);
+        tokio::pin!(run);
+        let reloaded = tokio::select! {
+            _ = &mut run => return,
+            _ = shutdown.changed() => false,
+            r = generations.changed() => r.is_ok(),
+        };
+        let _ = stop.send(true);
+        run.await;
+        if !reloaded {
+            return;
+        }
+    }
+}
+
+async fn purge_loop(live: Arc<Live>, mut shutdown: watch::Receiver<bool>, every: std::time::Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
             _ = tick.tick() => {
+                let gw = live.load();
                 match gw.store.purge_expired().await {
                     Ok(states) => for s in states { gw.metrics.transition(Some(s), None) },
                     Err(e) => tracing::warn!(error = %e, "store purge failed"),

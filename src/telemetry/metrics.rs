@@ -332,19 +332,32 @@ impl Metrics {
         }
     }
 
+    /// The registry the handles live in (instance-wide metrics registered beside these).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Creates the per-operator series of operators added by a configuration reload (the
+    /// handles are shared with the previous configuration; nothing is registered twice).
+    pub fn cover_operators(&self, operators: &[String]) {
+        for op in operators {
+            for o in SMS_FALLBACK_OUTCOMES {
+                let _ = self.sms_fallbacks.with_label_values(&[op.as_str(), o]);
+            }
+            for c in OPERATOR_CALLS {
+                let _ = self.operator_seconds.with_label_values(&[op.as_str(), c]);
+            }
+            for k in OPERATOR_ERROR_KINDS {
+                let _ = self.operator_errors.with_label_values(&[op.as_str(), k]);
+            }
+        }
+    }
+
     /// Prometheus text exposition of everything registered.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 * 1024);
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         out
-    }
-}
-
-impl Metrics {
-    /// The registry the handles live in (for metric families registered elsewhere, e.g.
-    /// [`ResilienceMetrics`]).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
     }
 }
 
@@ -402,19 +415,92 @@ impl ResilienceMetrics {
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(shed.clone()))?;
         registry.register(Box::new(push_cache.clone()))?;
+        let m = Self { breaker_state, breaker_transitions, retries, shed, push_cache };
+        m.cover_operators(operators);
+        Ok(m)
+    }
+
+    /// Creates every series of `operators` (at 0; a reload that adds operators calls it again).
+    pub fn cover_operators(&self, operators: &[String]) {
         for op in operators {
-            breaker_state.with_label_values(&[op.as_str()]).set(0);
+            self.breaker_state.with_label_values(&[op.as_str()]).set(0);
             for to in BREAKER_STATES {
-                let _ = breaker_transitions.with_label_values(&[op.as_str(), to]);
+                let _ = self.breaker_transitions.with_label_values(&[op.as_str(), to]);
             }
             for call in RETRY_CALLS {
-                let _ = retries.with_label_values(&[op.as_str(), call]);
+                let _ = self.retries.with_label_values(&[op.as_str(), call]);
             }
-            let _ = shed.with_label_values(&[op.as_str()]);
+            let _ = self.shed.with_label_values(&[op.as_str()]);
         }
         for o in PUSH_CACHE_OUTCOMES {
-            let _ = push_cache.with_label_values(&[o]);
+            let _ = self.push_cache.with_label_values(&[o]);
         }
-        Ok(Self { breaker_state, breaker_transitions, retries, shed, push_cache })
+    }
+}
+
+/// Instance-level metrics of the edge (overload shedding, open work) and of configuration
+/// reloads; registered once per instance beside [`Metrics`], they survive reloads.
+#[derive(Clone)]
+pub struct EdgeMetrics {
+    /// Requests shed because the in-flight cap was reached.
+    pub shed_in_flight: IntCounter,
+    /// Connections closed at accept because the connection cap was reached.
+    pub shed_connections: IntCounter,
+    /// Requests being served (set from the edge's counter when scraped).
+    pub inflight: IntGauge,
+    /// Open public connections (set from the edge's counter when scraped).
+    pub open_connections: IntGauge,
+    /// Successful reloads.
+    pub reloads_ok: IntCounter,
+    /// Rejected reloads (invalid file, or the gateway could not be built).
+    pub reloads_rejected: IntCounter,
+    /// Configuration generation: 1 at start, +1 per successful reload.
+    pub generation: IntGauge,
+    /// Unix time of the last successful reload (0 before any).
+    pub last_reload_success: prometheus::Gauge,
+}
+
+impl std::fmt::Debug for EdgeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EdgeMetrics")
+    }
+}
+
+impl EdgeMetrics {
+    /// Registers the edge and reload metrics in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let shed = IntCounterVec::new(
+            Opts::new("mcgate_requests_shed_total", "Work refused at the edge, by reason (in_flight, connections)"),
+            &["reason"],
+        )?;
+        registry.register(Box::new(shed.clone()))?;
+        let inflight = IntGauge::new("mcgate_inflight_requests", "Public requests being served")?;
+        registry.register(Box::new(inflight.clone()))?;
+        let open_connections = IntGauge::new("mcgate_open_connections", "Open public connections")?;
+        registry.register(Box::new(open_connections.clone()))?;
+        let reloads = IntCounterVec::new(
+            Opts::new("mcgate_config_reloads_total", "Configuration reloads, by outcome"),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(reloads.clone()))?;
+        let generation =
+            IntGauge::new("mcgate_config_generation", "Configuration generation (1 at start, +1 per reload)")?;
+        generation.set(1);
+        registry.register(Box::new(generation.clone()))?;
+        let last_reload_success = prometheus::Gauge::new(
+            "mcgate_config_last_reload_success_timestamp_seconds",
+            "Unix time of the last successful configuration reload",
+        )?;
+        registry.register(Box::new(last_reload_success.clone()))?;
+        Ok(Self {
+            shed_in_flight: shed.with_label_values(&["in_flight"]),
+            shed_connections: shed.with_label_values(&["connections"]),
+            inflight,
+            open_connections,
+            reloads_ok: reloads.with_label_values(&["ok"]),
+            reloads_rejected: reloads.with_label_values(&["rejected"]),
+            generation,
+            last_reload_success,
+        })
     }
 }

@@ -60,9 +60,19 @@ struct Pair {
 /// Counters of the authentication life cycle.
 #[derive(Default)]
 pub struct AuthMetrics {
+    families: Option<Families>,
     pairs: Map<Map<Pair>>,
     fallbacks: Map<[IntCounter; FALLBACK_REASONS.len()]>,
     rate_limited: Vec<IntCounter>,
+}
+
+/// The registered families, kept so a reload can create the series of added clients/operators.
+#[derive(Clone)]
+struct Families {
+    started: IntCounterVec,
+    completed: IntCounterVec,
+    fallbacks: IntCounterVec,
+    rate_limited: IntCounterVec,
 }
 
 impl std::fmt::Debug for AuthMetrics {
@@ -117,6 +127,20 @@ impl AuthMetrics {
         )?;
         registry.register(Box::new(rate_limited.clone()))?;
 
+        Ok(Self::resolve(Families { started, completed, fallbacks, rate_limited }, clients, operators))
+    }
+
+    /// The same families with every series of `clients` × `operators` resolved (a configuration
+    /// reload that adds clients or operators; the counts so far are kept).
+    pub fn covering(&self, clients: &[String], operators: &[String]) -> Self {
+        match &self.families {
+            Some(f) => Self::resolve(f.clone(), clients, operators),
+            None => Self::default(),
+        }
+    }
+
+    fn resolve(families: Families, clients: &[String], operators: &[String]) -> Self {
+        let Families { started, completed, fallbacks, rate_limited } = &families;
         let mut pairs: Map<Map<Pair>> = Map::default();
         for client in clients {
             let per_op = pairs.entry(client.clone()).or_default();
@@ -133,7 +157,7 @@ impl AuthMetrics {
             .map(|op| (op.clone(), FALLBACK_REASONS.map(|r| fallbacks.with_label_values(&[op.as_str(), r]))))
             .collect();
         let rate_limited = RATE_LIMITS.iter().map(|l| rate_limited.with_label_values(&[l])).collect();
-        Ok(Self { pairs, fallbacks, rate_limited })
+        Self { families: Some(families.clone()), pairs, fallbacks, rate_limited }
     }
 
     fn pair(&self, tx: &Transaction) -> Option<&Pair> {
