@@ -8,7 +8,7 @@ use crate::discovery::{Directory, OperatorIndex, PortedTable, PrefixTable};
 use crate::msisdn::ParseRules;
 use crate::operators::{MobileConnectCiba, MobileConnectSi, OperatorBackend};
 use crate::rp::client_auth::ClientRegistry;
-use crate::store::{MemoryStore, Store};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::tokens::{KeySet, PairwiseSubjects, SubscriberIds, TokenIssuer};
 use bytes::Bytes;
@@ -33,6 +33,9 @@ pub enum BuildError {
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The Redis store cannot be built (URL missing or unusable).
+    #[error("store: {0}")]
+    Store(#[from] crate::store::redis::RedisBuildError),
     /// The background driver could not be built.
     #[error("driver: {0}")]
     Driver(String),
@@ -235,7 +238,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     let sms_hmac_secret = crate::tokens::load_or_generate_secret(
         cfg.keys.sms_hmac_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
     )?;
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
+    let store = crate::store::select::build(&cfg.store, opts.clock.clone(), metrics.store.clone())?;
     let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics)?;
     let issuer = cfg.server.issuer.clone();
     let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());

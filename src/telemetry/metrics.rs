@@ -143,6 +143,8 @@ pub struct Metrics {
     pub sms_refusals: IntCounterVec,
     /// SMS fallback attempts by operator and outcome ([`SMS_FALLBACK_OUTCOMES`]).
     pub sms_fallbacks: IntCounterVec,
+    /// Store call latency and failures by operation (`mcgate_store_*{op}`).
+    pub store: crate::store::instrumented::StoreMetrics,
 }
 
 /// Outcomes of an SMS fallback attempt (`flow::sms_start`): `sent`, or why no SMS went out.
@@ -265,6 +267,7 @@ impl Metrics {
                 let _ = operator_errors.with_label_values(&[op.as_str(), k]);
             }
         }
+        let store = crate::store::instrumented::StoreMetrics::register(&registry)?;
         Ok(Self {
             registry,
             requests,
@@ -277,6 +280,7 @@ impl Metrics {
             failures,
             sms_refusals,
             sms_fallbacks,
+            store,
         })
     }
 
