@@ -21,10 +21,13 @@ DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
 rm -rf "$RUN"; mkdir -p "$RUN"
 for t in wrk nginx redis-server curl openssl; do command -v $t >/dev/null || { echo "missing $t" >&2; exit 2; }; done
 
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/release/mcgate
+# BIN=target/debug/mcgate to skip the release build (numbers then only compare with each other).
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
+  BIN=$ROOT/target/release/mcgate
+fi
 PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
 
 # Operator backends (the shared harness's nginx, one worker).
@@ -85,9 +88,9 @@ done
 # Two instances sharing Redis: half the connections each, at the same time.
 start_gateway redis 8088 8089
 start_gateway redis 8090 8091
-CONNS=$((CONNS / 2)) bench_bc 8088 "$RUN/wrk-two-a.txt" >"$RUN/two-a" &
-CONNS=$((CONNS / 2)) bench_bc 8090 "$RUN/wrk-two-b.txt" >"$RUN/two-b" &
-wait %1 %2 2>/dev/null || wait
+CONNS=$((CONNS / 2)) bench_bc 8088 "$RUN/wrk-two-a.txt" >"$RUN/two-a" & A=$!
+CONNS=$((CONNS / 2)) bench_bc 8090 "$RUN/wrk-two-b.txt" >"$RUN/two-b" & B=$!
+wait "$A" "$B"
 R[two-bc]=$(awk '{s+=$1} END {printf "%.2f", s}' "$RUN/two-a" "$RUN/two-b")
 stop_gateways
 errors=$(cat "$RUN"/wrk-*.txt | awk '/Non-2xx/ {s+=$NF} END {print s+0}')
