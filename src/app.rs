@@ -8,7 +8,7 @@ use crate::discovery::{Directory, OperatorIndex, PortedTable, PrefixTable};
 use crate::msisdn::ParseRules;
 use crate::operators::{MobileConnectCiba, MobileConnectSi, OperatorBackend};
 use crate::rp::client_auth::ClientRegistry;
-use crate::store::{MemoryStore, Store};
+use crate::store::Store;
 use crate::telemetry::Metrics;
 use crate::tokens::{KeySet, PairwiseSubjects, SubscriberIds, TokenIssuer};
 use bytes::Bytes;
@@ -33,6 +33,9 @@ pub enum BuildError {
     /// Metrics registration failed.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The Redis store cannot be built (URL missing or unusable).
+    #[error("store: {0}")]
+    Store(#[from] crate::store::redis::RedisBuildError),
     /// The background driver could not be built.
     #[error("driver: {0}")]
     Driver(String),
@@ -285,7 +288,7 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
     let sms_hmac_secret = secret(&cfg.keys.sms_hmac_secret_file, old_secrets.as_ref().map(|s| &s.sms_hmac))?;
     let store: Arc<dyn Store> = match carry {
         Some(old) => old.store.clone(),
-        None => Arc::new(MemoryStore::new(opts.clock.clone())),
+        None => crate::store::select::build(&cfg.store, opts.clock.clone(), metrics.store.clone())?,
     };
     // Breaker, in-flight cap, retry budget and push-capability cache around every adapter.
     let resilience_metrics = match carry {

@@ -347,17 +347,54 @@ impl Default for RedirectConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
-    /// `memory` (one instance). `redis` arrives with the scale-out work.
+    /// `memory` (default; one instance) or `redis` (shared by every instance).
     #[serde(default = "default_store_kind")]
     pub kind: String,
-    /// How often expired entries are purged, milliseconds.
+    /// How often expired entries are purged, milliseconds (memory; Redis expires keys itself).
     #[serde(default = "default_purge_ms")]
     pub purge_interval_ms: u64,
+    /// Redis: `redis://[user:password@]host:port[/db]`. Prefer `url_env` when it holds a password.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Redis: name of the environment variable holding the URL (exactly one of `url`/`url_env`).
+    #[serde(default)]
+    pub url_env: Option<String>,
+    /// Redis: prefix of every key (default `mcgate:`), so several deployments can share a server.
+    #[serde(default = "default_redis_key_prefix")]
+    pub key_prefix: String,
+    /// Redis: deadline of one store operation, milliseconds (L-01; default 500). Past it the
+    /// request fails closed (503 `temporarily_unavailable`).
+    #[serde(default = "default_redis_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Redis: connect deadline of one (re)connection attempt, milliseconds (default 500).
+    #[serde(default = "default_redis_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Redis: multiplexed connections per instance, used round robin (default 2).
+    #[serde(default = "default_redis_connections")]
+    pub connections: usize,
+    /// Redis: period of the background health probe behind `/ready`, milliseconds (default
+    /// 1000; at most 4000 so `/ready` turns within 5 s, L-08).
+    #[serde(default = "default_redis_health_ms")]
+    pub health_interval_ms: u64,
+    /// Redis: longest wait between reconnection attempts, milliseconds (default 1000).
+    #[serde(default = "default_redis_health_ms")]
+    pub reconnect_max_delay_ms: u64,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { kind: default_store_kind(), purge_interval_ms: default_purge_ms() }
+        Self {
+            kind: default_store_kind(),
+            purge_interval_ms: default_purge_ms(),
+            url: None,
+            url_env: None,
+            key_prefix: default_redis_key_prefix(),
+            timeout_ms: default_redis_timeout_ms(),
+            connect_timeout_ms: default_redis_timeout_ms(),
+            connections: default_redis_connections(),
+            health_interval_ms: default_redis_health_ms(),
+            reconnect_max_delay_ms: default_redis_health_ms(),
+        }
     }
 }
 
@@ -717,6 +754,18 @@ fn default_store_kind() -> String {
 }
 fn default_purge_ms() -> u64 {
     5_000
+}
+fn default_redis_key_prefix() -> String {
+    "mcgate:".into()
+}
+fn default_redis_timeout_ms() -> u64 {
+    500
+}
+fn default_redis_connections() -> usize {
+    2
+}
+fn default_redis_health_ms() -> u64 {
+    1_000
 }
 fn default_country_code() -> u16 {
     34

@@ -310,11 +310,14 @@ impl Validator {
     }
 
     fn store(&mut self, cfg: &Config) {
-        if cfg.store.kind != "memory" {
-            self.err("store.kind", format!("unknown store {:?}; available: \"memory\"", cfg.store.kind));
+        if cfg.store.kind != "memory" && cfg.store.kind != "redis" {
+            self.err("store.kind", format!("unknown store {:?}; available: \"memory\", \"redis\"", cfg.store.kind));
         }
         if cfg.store.purge_interval_ms == 0 {
             self.err("store.purge_interval_ms", "must be > 0");
+        }
+        for (key, problem) in crate::store::redis::config_problems(&cfg.store) {
+            self.err(key, problem);
         }
     }
 

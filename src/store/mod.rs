@@ -1,10 +1,13 @@
 //! The `Store`: where transactions, replay guards and shared counters live. Every state change is
 //! a compare-and-set on a version number, so duplicate callbacks, concurrent polls or several
 //! gateway instances can never approve or consume a transaction twice. `memory` is the embedded
-//! default (one instance); a Redis implementation with the same contract comes with scale-out.
+//! default (one instance); `redis` has the same contract and is shared by several instances.
 //! Knows no business rules.
 
+pub mod instrumented;
 pub mod memory;
+pub mod redis;
+pub mod select;
 
 use crate::flow::Transaction;
 use async_trait::async_trait;

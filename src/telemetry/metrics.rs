@@ -145,6 +145,8 @@ pub struct Metrics {
     pub sms_fallbacks: IntCounterVec,
     /// Authentications started/completed, fallbacks by reason, rate-limit refusals (issue 8).
     pub auth: std::sync::Arc<super::noc::AuthMetrics>,
+    /// Store call latency and failures by operation (`mcgate_store_*{op}`).
+    pub store: crate::store::instrumented::StoreMetrics,
 }
 
 /// Outcomes of an SMS fallback attempt (`flow::sms_start`): `sent`, or why no SMS went out.
@@ -280,6 +282,7 @@ impl Metrics {
             }
         }
         let auth = std::sync::Arc::new(super::noc::AuthMetrics::register(&registry, clients, operators)?);
+        let store = crate::store::instrumented::StoreMetrics::register(&registry)?;
         Ok(Self {
             registry,
             requests,
@@ -293,6 +296,7 @@ impl Metrics {
             sms_refusals,
             sms_fallbacks,
             auth,
+            store,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod browser;
 pub mod faults;
 pub mod noc;
 pub mod noc_plot;
+pub mod redis;
 pub mod sms;
 
 use mcgate::demo::{Demo, DemoOptions};

@@ -1,0 +1,332 @@
+//! Redis [`Store`]: the state every gateway instance shares (transactions, replay guards,
+//! single-use values, counters). Each operation touches exactly one key, and every key carries a
+//! `{hash tag}` (the transaction id or the guard key), so the layout works on a standalone
+//! server and on Redis Cluster alike. Read-modify-write steps run as Lua scripts
+//! (`src/store/redis/*.lua`), so a compare-and-set is atomic in Redis; every key gets a
+//! time-to-live from its deadline, so Redis expires entries itself (`purge_expired` is a no-op).
+//!
+//! Fails closed: a Redis error or an operation past `timeout_ms` is
+//! [`StoreError::Unavailable`], never a local fallback. `ping` answers from a background probe
+//! (every `health_interval_ms`), so `/ready` never waits on Redis.
+
+use super::{CasResult, Store, StoreError, Versioned};
+use crate::clock::SharedClock;
+use crate::config::model::StoreConfig;
+use crate::flow::Transaction;
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{Script, ToRedisArgs};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+const INSERT_LUA: &str = include_str!("redis/insert.lua");
+const CAS_LUA: &str = include_str!("redis/cas.lua");
+const PUT_IF_ABSENT_LUA: &str = include_str!("redis/put_if_absent.lua");
+const INCR_LUA: &str = include_str!("redis/incr.lua");
+
+/// Why a Redis store cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RedisBuildError {
+    /// Neither `url` nor a set `url_env`.
+    #[error("store.url_env: environment variable {0} is not set")]
+    MissingUrl(String),
+    /// `store.url` unusable (the URL itself is not repeated: it may hold a password).
+    #[error("store.url: not a usable Redis URL ({0})")]
+    BadUrl(String),
+}
+
+/// The problems of the Redis part of `[store]`, by key path (for `config::validate`). Empty for
+/// a memory store.
+pub fn config_problems(cfg: &StoreConfig) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if cfg.kind != "redis" {
+        return out;
+    }
+    match (&cfg.url, &cfg.url_env) {
+        (Some(_), Some(_)) => out.push(("store.url", "set either url or url_env, not both".to_string())),
+        (None, None) => out.push(("store.url", "a redis store needs url or url_env".to_string())),
+        (Some(u), None) if !(u.starts_with("redis://") || u.starts_with("unix://")) => {
+            out.push(("store.url", "must start with redis:// (or unix://)".to_string()))
+        }
+        (None, Some(v)) if v.is_empty() => out.push(("store.url_env", "must not be empty".to_string())),
+        _ => {}
+    }
+    if cfg.key_prefix.is_empty() || cfg.key_prefix.len() > 64 {
+        out.push(("store.key_prefix", "must be 1 to 64 characters".to_string()));
+    }
+    if cfg.key_prefix.chars().any(|c| c.is_whitespace() || c == '{' || c == '}') {
+        out.push(("store.key_prefix", "must not contain whitespace or braces (hash tags)".to_string()));
+    }
+    if !(1..=10_000).contains(&cfg.timeout_ms) {
+        out.push(("store.timeout_ms", "must be between 1 and 10000".to_string()));
+    }
+    if !(1..=10_000).contains(&cfg.connect_timeout_ms) {
+        out.push(("store.connect_timeout_ms", "must be between 1 and 10000".to_string()));
+    }
+    if !(1..=64).contains(&cfg.connections) {
+        out.push(("store.connections", "must be between 1 and 64".to_string()));
+    }
+    if !(50..=4_000).contains(&cfg.health_interval_ms) {
+        out.push(("store.health_interval_ms", "must be between 50 and 4000 (/ready turns within 5 s)".to_string()));
+    }
+    if !(10..=60_000).contains(&cfg.reconnect_max_delay_ms) {
+        out.push(("store.reconnect_max_delay_ms", "must be between 10 and 60000".to_string()));
+    }
+    out
+}
+
+struct Inner {
+    conns: Vec<ConnectionManager>,
+    next: AtomicUsize,
+    prefix: String,
+    timeout: Duration,
+    clock: SharedClock,
+    healthy: AtomicBool,
+    insert: Script,
+    cas: Script,
+    put_if_absent: Script,
+    incr: Script,
+}
+
+/// The shared store.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    // Kind and message only: never the URL (it may carry a password).
+    StoreError::Unavailable(format!("redis: {:?}: {}", e.kind(), e.detail().unwrap_or("request failed")))
+}
+
+impl RedisStore {
+    /// Connects lazily (the gateway starts, and stays not ready, while Redis is down) and starts
+    /// the health probe. Must run inside a Tokio runtime.
+    pub fn new(cfg: &StoreConfig, clock: SharedClock) -> Result<Self, RedisBuildError> {
+        let url = match (&cfg.url, &cfg.url_env) {
+            (Some(u), _) => u.clone(),
+            (None, Some(var)) => std::env::var(var).map_err(|_| RedisBuildError::MissingUrl(var.clone()))?,
+            (None, None) => return Err(RedisBuildError::MissingUrl("(none)".into())),
+        };
+        let client = redis::Client::open(url).map_err(|e| RedisBuildError::BadUrl(format!("{:?}", e.kind())))?;
+        let manager_cfg = ConnectionManagerConfig::new()
+            .set_response_timeout(Some(Duration::from_millis(cfg.timeout_ms)))
+            .set_connection_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(cfg.reconnect_max_delay_ms));
+        let mut conns = Vec::with_capacity(cfg.connections);
+        for _ in 0..cfg.connections.max(1) {
+            conns.push(
+                ConnectionManager::new_lazy_with_config(client.clone(), manager_cfg.clone())
+                    .map_err(|e| RedisBuildError::BadUrl(format!("{:?}", e.kind())))?,
+            );
+        }
+        let inner = Arc::new(Inner {
+            conns,
+            next: AtomicUsize::new(0),
+            prefix: cfg.key_prefix.clone(),
+            timeout: Duration::from_millis(cfg.timeout_ms),
+            clock,
+            healthy: AtomicBool::new(false),
+            insert: Script::new(INSERT_LUA),
+            cas: Script::new(CAS_LUA),
+            put_if_absent: Script::new(PUT_IF_ABSENT_LUA),
+            incr: Script::new(INCR_LUA),
+        });
+        tokio::spawn(health_loop(Arc::downgrade(&inner), Duration::from_millis(cfg.health_interval_ms)));
+        Ok(Self { inner })
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
+        self.inner.conns[i].clone()
+    }
+
+    fn tx_key(&self, id: &str) -> String {
+        format!("{}tx:{{{id}}}", self.inner.prefix)
+    }
+
+    fn key(&self, space: &str, key: &str) -> String {
+        format!("{}{space}:{{{key}}}", self.inner.prefix)
+    }
+
+    /// Milliseconds from now to `until_ms` on the gateway's clock (at least 1: Redis rejects 0).
+    fn ttl_ms(&self, until_ms: u64) -> u64 {
+        until_ms.saturating_sub(self.inner.clock.now_ms()).max(1)
+    }
+
+    fn live(&self, until_ms: u64) -> bool {
+        until_ms > self.inner.clock.now_ms()
+    }
+
+    async fn run<T>(&self, fut: impl std::future::Future<Output = redis::RedisResult<T>>) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.inner.timeout, fut).await {
+            Ok(r) => r.map_err(unavailable),
+            Err(_) => Err(StoreError::Unavailable("redis: operation timed out".into())),
+        }
+    }
+
+    async fn cmd<T: redis::FromRedisValue>(&self, name: &str, args: &[&dyn ToRedisArgsDyn]) -> Result<T, StoreError> {
+        let mut c = redis::cmd(name);
+        for a in args {
+            a.push_arg(&mut c);
+        }
+        let mut conn = self.conn();
+        self.run(async move { c.query_async::<T>(&mut conn).await }).await
+    }
+}
+
+/// Object-safe helper to pass mixed argument types to [`RedisStore::cmd`].
+trait ToRedisArgsDyn: Sync {
+    fn push_arg(&self, c: &mut redis::Cmd);
+}
+
+impl<T: ToRedisArgs + Sync> ToRedisArgsDyn for T {
+    fn push_arg(&self, c: &mut redis::Cmd) {
+        c.arg(self);
+    }
+}
+
+async fn health_loop(inner: Weak<Inner>, every: Duration) {
+    loop {
+        let Some(strong) = inner.upgrade() else { return };
+        let mut conn = strong.conns[0].clone();
+        let ok = matches!(
+            tokio::time::timeout(strong.timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
+            Ok(Ok(_))
+        );
+        if strong.healthy.swap(ok, Ordering::SeqCst) != ok {
+            if ok {
+                tracing::info!("redis store answers again");
+            } else {
+                tracing::warn!("redis store not answering: failing closed");
+            }
+        }
+        drop(strong);
+        tokio::time::sleep(every).await;
+    }
+}
+
+fn decode(json: &str) -> Result<Transaction, StoreError> {
+    serde_json::from_str(json).map_err(|_| StoreError::Unavailable("redis: unreadable transaction record".into()))
+}
+
+fn encode(tx: &Transaction) -> Result<String, StoreError> {
+    serde_json::to_string(tx).map_err(|e| StoreError::Unavailable(format!("encoding a transaction: {e}")))
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn insert(&self, tx: Transaction, retain_until_ms: u64) -> Result<u64, StoreError> {
+        let key = self.tx_key(&tx.id);
+        let json = encode(&tx)?;
+        let ttl = self.ttl_ms(retain_until_ms);
+        let mut conn = self.conn();
+        let script = &self.inner.insert;
+        let inserted: i64 =
+            self.run(async move { script.key(key).arg(json).arg(ttl).invoke_async(&mut conn).await }).await?;
+        if inserted == 1 {
+            Ok(1)
+        } else {
+            Err(StoreError::AlreadyExists)
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Versioned<Transaction>>, StoreError> {
+        let key = self.tx_key(id);
+        let (v, d): (Option<u64>, Option<String>) = self.cmd("HMGET", &[&key, &"v", &"d"]).await?;
+        match (v, d) {
+            (Some(version), Some(json)) => Ok(Some(Versioned { value: decode(&json)?, version })),
+            _ => Ok(None),
+        }
+    }
+
+    async fn compare_and_set(
+        &self,
+        expected_version: u64,
+        tx: Transaction,
+        retain_until_ms: u64,
+    ) -> Result<CasResult, StoreError> {
+        let key = self.tx_key(&tx.id);
+        let json = encode(&tx)?;
+        let ttl = self.ttl_ms(retain_until_ms);
+        let mut conn = self.conn();
+        let script = &self.inner.cas;
+        let (applied, version, current): (i64, u64, String) = self
+            .run(async move {
+                script.key(key).arg(expected_version.to_string()).arg(json).arg(ttl).invoke_async(&mut conn).await
+            })
+            .await?;
+        if applied == 1 {
+            return Ok(CasResult::Applied { version });
+        }
+        if version == 0 {
+            return Ok(CasResult::Conflict { current: None });
+        }
+        Ok(CasResult::Conflict { current: Some(Box::new(Versioned { value: decode(&current)?, version })) })
+    }
+
+    async fn remember_once(&self, key: &str, until_ms: u64) -> Result<bool, StoreError> {
+        if !self.live(until_ms) {
+            // Already past its deadline: nothing to guard (the memory store behaves the same).
+            return Ok(true);
+        }
+        let key = self.key("once", key);
+        let ttl = self.ttl_ms(until_ms);
+        let set: Option<String> = self.cmd("SET", &[&key, &"1", &"NX", &"PX", &ttl]).await?;
+        Ok(set.is_some())
+    }
+
+    async fn put_if_absent(&self, key: &str, value: &str, until_ms: u64) -> Result<Option<String>, StoreError> {
+        let key = self.key("val", key);
+        let ttl = self.ttl_ms(until_ms);
+        let mut conn = self.conn();
+        let script = &self.inner.put_if_absent;
+        let value = value.to_owned();
+        self.run(async move { script.key(key).arg(value).arg(ttl).invoke_async(&mut conn).await }).await
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = self.key("val", key);
+        self.cmd("GETDEL", &[&key]).await
+    }
+
+    async fn get_value(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let key = self.key("val", key);
+        self.cmd("GET", &[&key]).await
+    }
+
+    async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
+        let key = self.key("ctr", key);
+        let ttl = self.ttl_ms(until_ms);
+        let mut conn = self.conn();
+        let script = &self.inner.incr;
+        self.run(async move { script.key(key).arg(ttl).invoke_async(&mut conn).await }).await
+    }
+
+    async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
+        let key = self.key("ctr", key);
+        let _: i64 = self.cmd("DEL", &[&key]).await?;
+        Ok(())
+    }
+
+    async fn counter(&self, key: &str) -> Result<u64, StoreError> {
+        let key = self.key("ctr", key);
+        let n: Option<u64> = self.cmd("GET", &[&key]).await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        if self.inner.healthy.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable("redis: not answering the health probe".into()))
+        }
+    }
+
+    async fn purge_expired(&self) -> Result<Vec<&'static str>, StoreError> {
+        // Every key has a TTL: Redis expires entries itself.
+        Ok(Vec::new())
+    }
+}

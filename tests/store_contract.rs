@@ -1,0 +1,215 @@
+//! The `Store` contract, run unchanged against the memory store and against the Redis store (a
+//! private `redis-server` on an ephemeral loopback port): insert/get/CAS, replay guards,
+//! single-use values under concurrency, counters, TTL expiry.
+
+mod support;
+
+use mcgate::clock::{SharedClock, SystemClock};
+use mcgate::config::model::StoreConfig;
+use mcgate::flow::{Transaction, TxState};
+use mcgate::store::redis::RedisStore;
+use mcgate::store::{CasResult, MemoryStore, Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use support::redis::TestRedis;
+
+const RACERS: usize = 32;
+
+fn clock() -> SharedClock {
+    Arc::new(SystemClock)
+}
+
+fn now() -> u64 {
+    clock().now_ms()
+}
+
+fn tx(id: &str) -> Transaction {
+    Transaction { id: id.into(), client_id: "rp".into(), operator: "movistar".into(), ..Default::default() }
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}-{}", mcgate::clock::random_token(8))
+}
+
+async fn contract(store: Arc<dyn Store>) {
+    let far = now() + 60_000;
+
+    // insert, duplicate insert, get
+    let id = unique("tx");
+    let v = store.insert(tx(&id), far).await.unwrap();
+    assert_eq!(v, 1);
+    assert!(matches!(store.insert(tx(&id), far).await, Err(StoreError::AlreadyExists)));
+    let got = store.get(&id).await.unwrap().expect("inserted transaction");
+    assert_eq!((got.version, got.value.clone()), (1, tx(&id)));
+    assert!(store.get(&unique("missing")).await.unwrap().is_none());
+
+    // CAS applied, then a stale version conflicts and reports the current value
+    let mut approved = got.value.clone();
+    approved.state = TxState::Approved;
+    assert_eq!(store.compare_and_set(1, approved.clone(), far).await.unwrap(), CasResult::Applied { version: 2 });
+    match store.compare_and_set(1, got.value.clone(), far).await.unwrap() {
+        CasResult::Conflict { current: Some(cur) } => {
+            assert_eq!((cur.version, cur.value.state), (2, TxState::Approved))
+        }
+        other => panic!("stale CAS must conflict with the current value, got {other:?}"),
+    }
+    let missing = tx(&unique("gone"));
+    assert_eq!(store.compare_and_set(1, missing, far).await.unwrap(), CasResult::Conflict { current: None });
+
+    // N concurrent CAS on one version: exactly one wins
+    let race = unique("race");
+    let v = store.insert(tx(&race), far).await.unwrap();
+    let mut handles = Vec::new();
+    for i in 0..RACERS {
+        let s = store.clone();
+        let race = race.clone();
+        handles.push(tokio::spawn(async move {
+            let mut t = tx(&race);
+            t.state = if i % 2 == 0 { TxState::Approved } else { TxState::Denied };
+            matches!(s.compare_and_set(v, t, far).await.unwrap(), CasResult::Applied { .. })
+        }));
+    }
+    let mut wins = 0;
+    for h in handles {
+        wins += h.await.unwrap() as usize;
+    }
+    assert_eq!(wins, 1, "exactly one of {RACERS} racing CAS wins");
+    assert_eq!(store.get(&race).await.unwrap().unwrap().version, 2);
+
+    // remember_once
+    let jti = unique("jti");
+    assert!(store.remember_once(&jti, far).await.unwrap());
+    assert!(!store.remember_once(&jti, far).await.unwrap());
+
+    // put_if_absent, get_value, take
+    let k = unique("val");
+    assert_eq!(store.put_if_absent(&k, "one", far).await.unwrap(), None);
+    assert_eq!(store.put_if_absent(&k, "two", far).await.unwrap().as_deref(), Some("one"));
+    assert_eq!(store.get_value(&k).await.unwrap().as_deref(), Some("one"));
+    assert_eq!(store.take(&k).await.unwrap().as_deref(), Some("one"));
+    assert_eq!(store.take(&k).await.unwrap(), None);
+    assert_eq!(store.get_value(&k).await.unwrap(), None);
+
+    // take: one winner among N concurrent takers
+    let code = unique("code");
+    store.put_if_absent(&code, "secret", far).await.unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..RACERS {
+        let s = store.clone();
+        let code = code.clone();
+        handles.push(tokio::spawn(async move { s.take(&code).await.unwrap().is_some() }));
+    }
+    let mut takers = 0;
+    for h in handles {
+        takers += h.await.unwrap() as usize;
+    }
+    assert_eq!(takers, 1, "a single-use value goes to exactly one of {RACERS} takers");
+
+    // counters: concurrent increments all counted, apart from values, reset
+    let c = unique("ctr");
+    let mut handles = Vec::new();
+    for _ in 0..RACERS {
+        let s = store.clone();
+        let c = c.clone();
+        handles.push(tokio::spawn(async move { s.incr(&c, far).await.unwrap() }));
+    }
+    let mut seen = Vec::new();
+    for h in handles {
+        seen.push(h.await.unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=RACERS as u64).collect::<Vec<_>>(), "every increment counted once");
+    assert_eq!(store.counter(&c).await.unwrap(), RACERS as u64);
+    assert_eq!(store.get_value(&c).await.unwrap(), None, "counters live apart from values");
+    store.reset_counter(&c).await.unwrap();
+    assert_eq!(store.counter(&c).await.unwrap(), 0);
+    assert_eq!(store.counter(&unique("never")).await.unwrap(), 0);
+
+    // TTL expiry of every kind of entry
+    let short = now() + 300;
+    let (tid, once, val, ctr) = (unique("ttl-tx"), unique("ttl-once"), unique("ttl-val"), unique("ttl-ctr"));
+    store.insert(tx(&tid), short).await.unwrap();
+    assert!(store.remember_once(&once, short).await.unwrap());
+    store.put_if_absent(&val, "v", short).await.unwrap();
+    store.incr(&ctr, short).await.unwrap();
+    store.incr(&ctr, short).await.unwrap();
+    assert_eq!(store.counter(&ctr).await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(store.get(&tid).await.unwrap().is_none(), "expired transaction is gone");
+    assert!(store.remember_once(&once, now() + 60_000).await.unwrap(), "expired guard can be recorded again");
+    assert_eq!(store.get_value(&val).await.unwrap(), None);
+    assert_eq!(store.take(&val).await.unwrap(), None);
+    assert_eq!(store.put_if_absent(&val, "w", now() + 60_000).await.unwrap(), None);
+    assert_eq!(store.counter(&ctr).await.unwrap(), 0, "expired counter reads 0");
+    assert_eq!(store.incr(&ctr, now() + 60_000).await.unwrap(), 1, "expired counter restarts");
+    // an expired transaction's id can be inserted again
+    assert_eq!(store.insert(tx(&tid), far).await.unwrap(), 1);
+
+    store.ping().await.expect("store answers");
+}
+
+#[tokio::test]
+async fn memory_store_meets_the_contract() {
+    contract(Arc::new(MemoryStore::new(clock()))).await;
+}
+
+fn redis_config(url: String) -> StoreConfig {
+    StoreConfig { kind: "redis".into(), url: Some(url), ..StoreConfig::default() }
+}
+
+async fn ready(store: &dyn Store) {
+    for _ in 0..100 {
+        if store.ping().await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("redis store never became healthy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_meets_the_contract() {
+    let redis = TestRedis::start();
+    let store = Arc::new(RedisStore::new(&redis_config(redis.url()), clock()).unwrap());
+    ready(store.as_ref()).await;
+    contract(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_keys_carry_the_prefix_a_hash_tag_and_a_ttl() {
+    let redis = TestRedis::start();
+    let store = RedisStore::new(&redis_config(redis.url()), clock()).unwrap();
+    store.insert(tx("abc"), now() + 30_000).await.unwrap();
+    store.remember_once("jti:x", now() + 30_000).await.unwrap();
+    let keys = redis.command(&["KEYS", "*"]);
+    assert!(keys.contains("mcgate:tx:{abc}"), "{keys}");
+    assert!(keys.contains("mcgate:once:{jti:x}"), "{keys}");
+    let ttl = redis.command(&["PTTL", "mcgate:tx:{abc}"]);
+    let ms: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
+    assert!((1..=30_000).contains(&ms), "transaction TTL follows its retention deadline: {ms}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_down_fails_closed_and_recovers() {
+    let mut redis = TestRedis::start();
+    let cfg = StoreConfig { health_interval_ms: 200, ..redis_config(redis.url()) };
+    let store = RedisStore::new(&cfg, clock()).unwrap();
+    ready(&store).await;
+    redis.stop();
+    let started = std::time::Instant::now();
+    assert!(matches!(store.get("x").await, Err(StoreError::Unavailable(_))), "no local fallback");
+    assert!(matches!(store.remember_once("j", now() + 1_000).await, Err(StoreError::Unavailable(_))));
+    assert!(started.elapsed() < Duration::from_secs(2), "fails within the operation timeout");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert!(store.ping().await.is_err(), "health probe reports the outage");
+    redis.restart();
+    let mut ok = false;
+    for _ in 0..50 {
+        if store.ping().await.is_ok() && store.get("x").await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "store back by itself within 5 s");
+}
