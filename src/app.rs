@@ -42,6 +42,9 @@ pub enum BuildError {
     /// The SMS transport or an operator's SIM-swap client could not be built.
     #[error("sms: {0}")]
     Sms(String),
+    /// The audit file could not be opened or continued.
+    #[error("audit: {0}")]
+    Audit(#[from] crate::telemetry::audit::OpenError),
 }
 
 /// Operator facts the RP surface needs (Discovery API).
@@ -137,6 +140,10 @@ pub struct Gateway {
     pub sms_codes: crate::sms::otp::SmsCodes,
     /// SMS fallback: transport, limits, SIM-swap clients, client and operator policies.
     pub sms: crate::flow::sms_start::SmsFallback,
+    /// The hash-chained audit trail of this instance (off unless `[audit] path`).
+    pub audit: crate::telemetry::audit::Audit,
+    /// Usage records: pushes and SMS per client and day, shared through the store.
+    pub usage: crate::telemetry::usage::Usage,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -237,6 +244,7 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     )?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
     let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics)?;
+    let (audit, usage) = records(loaded, &pairwise_secret, store.clone(), opts.clock.clone(), &metrics)?;
     let issuer = cfg.server.issuer.clone();
     let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());
     Ok(Gateway {
@@ -267,7 +275,39 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         driver: crate::flow::driver::Driver::new(&cfg.driver, &cfg.notifications).map_err(BuildError::Driver)?,
         sms_codes: crate::sms::otp::SmsCodes::new(&cfg.sms_codes, sms_hmac_secret),
         sms,
+        audit,
+        usage,
     })
+}
+
+/// The audit trail (its MSISDN pseudonyms keyed from the pairwise secret) and the usage records.
+fn records(
+    loaded: &LoadedConfig,
+    pseudonym_secret: &[u8],
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    metrics: &Metrics,
+) -> Result<(crate::telemetry::audit::Audit, crate::telemetry::usage::Usage), BuildError> {
+    use crate::telemetry::metrics::{AuditMetrics, UsageMetrics};
+    let cfg = &loaded.config;
+    let audit_metrics = AuditMetrics::register(metrics.registry())?;
+    let audit = crate::telemetry::audit::Audit::start(
+        &cfg.audit,
+        &loaded.base_dir,
+        pseudonym_secret,
+        clock.clone(),
+        audit_metrics,
+    )?;
+    let budgets: Vec<(String, u32)> = cfg
+        .clients
+        .iter()
+        .map(|c| (c.client_id.clone(), if c.sms_fallback { c.sms_daily_budget } else { 0 }))
+        .collect();
+    let usage_metrics = UsageMetrics::register(metrics.registry(), &budgets)?;
+    let clients = cfg.clients.iter().map(|c| c.client_id.clone()).collect();
+    let operators = cfg.operators.iter().map(|o| o.id.clone()).collect();
+    let usage = crate::telemetry::usage::Usage::new(&cfg.usage, clients, operators, store, clock, usage_metrics);
+    Ok((audit, usage))
 }
 
 /// One operator's SMS settings; a SIM-swap client that cannot be built makes every check

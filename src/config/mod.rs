@@ -4,10 +4,12 @@
 
 pub mod jwks;
 pub mod model;
+pub mod records;
 pub mod secret;
 pub mod validate;
 
 pub use model::*;
+pub use records::{AuditConfig, Micros, UsageConfig};
 pub use secret::Secret;
 pub use validate::{validate, ValidateOptions};
 

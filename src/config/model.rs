@@ -57,6 +57,12 @@ pub struct Config {
     /// SMS fallback one-time codes, confirm links and message text.
     #[serde(default)]
     pub sms_codes: SmsCodesConfig,
+    /// The hash-chained audit trail (off unless `path` is set).
+    #[serde(default)]
+    pub audit: super::records::AuditConfig,
+    /// Usage records: unit costs and retention of the per-client, per-day counters.
+    #[serde(default)]
+    pub usage: super::records::UsageConfig,
 }
 
 /// `[sms_codes]`: the SMS fallback's one-time codes and confirm links (shared/security.md

@@ -188,6 +188,7 @@ pub async fn start(
         Started::Sms(_) => gw.metrics.sms_fallbacks.with_label_values(&[op, "sent"]).inc(),
         Started::NoSms { reason, .. } => gw.metrics.sms_fallbacks.with_label_values(&[op, reason]).inc(),
     }
+    gw.audit.fallback(tx, signal, if let Started::NoSms { reason, .. } = &started { reason } else { "sent" }).await;
     started
 }
 
@@ -302,6 +303,7 @@ async fn send(gw: &Gateway, tx: &Transaction, mut next: Transaction, mode: SmsMo
                 s.message_id = Some(receipt.message_id);
             }
             tracing::info!(msisdn = %msisdn.masked(), transport = transport.kind(), "SMS fallback sent");
+            gw.usage.sms_accepted(&tx.client_id, &tx.operator).await;
             Started::Sms(Box::new(next))
         }
         Err(e) => {
@@ -360,6 +362,7 @@ pub async fn race(gw: &Gateway, tx: &Transaction) -> Option<Transaction> {
     match send(gw, tx, tx.clone(), SmsMode::Link, None).await {
         Started::Sms(sent) => {
             gw.metrics.sms_fallbacks.with_label_values(&[tx.operator.as_str(), "sent"]).inc();
+            gw.audit.fallback(tx, None, "race_sent").await;
             Some(*sent)
         }
         Started::NoSms { .. } => None,

@@ -273,6 +273,7 @@ async fn to_operator(
     tx.route_source = route.source.as_str().to_owned();
     let retain = tx.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let (id, expires) = (tx.id.clone(), tx.expires_at_ms);
+    let audit = gw.audit.started_event(&tx);
     match version {
         None => {
             gw.store.insert(tx, retain).await.map_err(unavailable)?;
@@ -284,6 +285,7 @@ async fn to_operator(
             }
         }
     }
+    gw.audit.emit(audit).await;
     gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
     if gw.store.put_if_absent(&op_state_key(&op_state), &id, expires).await.map_err(unavailable)?.is_some() {
         return Err(RpError::Internal("operator state collision".into()));

@@ -47,7 +47,10 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
             let to = next.state;
             let retain = next.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
             match gw.store.compare_and_set(version, next.clone(), retain).await.map_err(unavailable)? {
-                CasResult::Applied { .. } => gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str())),
+                CasResult::Applied { .. } => {
+                    gw.audit.transition(&tx, &next).await;
+                    gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str()))
+                }
                 CasResult::Conflict { .. } => return Err(unknown()),
             }
             return match to {
@@ -90,6 +93,10 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
             a => a,
         }
     };
+    // The operator ran its authentication page (see telemetry::usage): a push for the usage records.
+    if matches!(answer, OperatorAnswer::Approved(_) | OperatorAnswer::Denied) {
+        gw.usage.push_accepted(&tx.client_id, &tx.operator).await;
+    }
     let Some(mut moved) = apply_operator_answer(&tx, &answer, now, tx.acr_floor) else {
         return back(RpError::Internal("operator return left the transaction pending".into()));
     };
@@ -99,8 +106,12 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
     }
     let retain = moved.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let to = moved.state;
+    let audit = gw.audit.transition_event(&tx, &moved);
     match gw.store.compare_and_set(version, moved, retain).await.map_err(unavailable)? {
-        CasResult::Applied { .. } => gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str())),
+        CasResult::Applied { .. } => {
+            gw.audit.emit(audit).await;
+            gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str()))
+        }
         CasResult::Conflict { .. } => return Err(unknown()),
     }
     match to {

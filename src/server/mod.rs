@@ -11,6 +11,7 @@ pub mod admin;
 pub mod conn;
 pub mod runtime;
 pub mod tls;
+pub mod usage_csv;
 
 use crate::app::Gateway;
 use crate::rp::RpService;
@@ -88,8 +89,10 @@ pub async fn serve_all(
     let purge = purge_loop(gw.clone(), shutdown.clone(), purge_interval);
     let driver = crate::flow::driver::run(gw.clone(), shutdown.clone());
     admin.set_ready(true);
+    let audit = gw.audit.clone();
     let public = serve_public(gw, listeners.public, listeners.public_tls, listeners.plain, shutdown, opts);
     let (r, _, _, _) = tokio::join!(public, admin_task, purge, driver);
+    audit.flush().await;
     r
 }
 
