@@ -48,6 +48,9 @@ pub enum BuildError {
     /// An operator's `resilience` settings could not be applied.
     #[error("{0}")]
     Resilience(String),
+    /// The audit file could not be opened or continued.
+    #[error("audit: {0}")]
+    Audit(#[from] crate::telemetry::audit::OpenError),
 }
 
 /// Operator facts the RP surface needs (Discovery API).
@@ -149,6 +152,10 @@ pub struct Gateway {
     pub secrets: Arc<GatewaySecrets>,
     /// Operator protection metrics (breaker, retries, shed calls), kept across reloads.
     pub resilience_metrics: crate::telemetry::metrics::ResilienceMetrics,
+    /// The hash-chained audit trail of this instance (off unless `[audit] path`).
+    pub audit: crate::telemetry::audit::Audit,
+    /// Usage records: pushes and SMS per client and day, shared through the store.
+    pub usage: Arc<crate::telemetry::usage::Usage>,
 }
 
 /// Raw secrets a reloaded gateway must keep when they were generated, not read from files.
@@ -311,6 +318,15 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
     )
     .map_err(BuildError::Resilience)?;
     let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics, carry.map(|g| &g.sms))?;
+    // The audit writer and the usage counters are the instance's own: a reload keeps them
+    // (changes to [audit] and [usage] need a restart).
+    let (audit, usage) = match carry {
+        Some(old) => (old.audit.clone(), old.usage.clone()),
+        None => {
+            let (a, u) = records(loaded, &pairwise_secret, store.clone(), opts.clock.clone(), &metrics)?;
+            (a, Arc::new(u))
+        }
+    };
     let issuer = cfg.server.issuer.clone();
     let metadata_json = crate::rp::metadata::render(&issuer, &keys.algorithms());
     Ok(Gateway {
@@ -352,7 +368,39 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
         sms_codes: crate::sms::otp::SmsCodes::new(&cfg.sms_codes, sms_hmac_secret),
         sms,
         resilience_metrics,
+        audit,
+        usage,
     })
+}
+
+/// The audit trail (its MSISDN pseudonyms keyed from the pairwise secret) and the usage records.
+fn records(
+    loaded: &LoadedConfig,
+    pseudonym_secret: &[u8],
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+    metrics: &Metrics,
+) -> Result<(crate::telemetry::audit::Audit, crate::telemetry::usage::Usage), BuildError> {
+    use crate::telemetry::metrics::{AuditMetrics, UsageMetrics};
+    let cfg = &loaded.config;
+    let audit_metrics = AuditMetrics::register(metrics.registry())?;
+    let audit = crate::telemetry::audit::Audit::start(
+        &cfg.audit,
+        &loaded.base_dir,
+        pseudonym_secret,
+        clock.clone(),
+        audit_metrics,
+    )?;
+    let budgets: Vec<(String, u32)> = cfg
+        .clients
+        .iter()
+        .map(|c| (c.client_id.clone(), if c.sms_fallback { c.sms_daily_budget } else { 0 }))
+        .collect();
+    let usage_metrics = UsageMetrics::register(metrics.registry(), &budgets)?;
+    let clients = cfg.clients.iter().map(|c| c.client_id.clone()).collect();
+    let operators = cfg.operators.iter().map(|o| o.id.clone()).collect();
+    let usage = crate::telemetry::usage::Usage::new(&cfg.usage, clients, operators, store, clock, usage_metrics);
+    Ok((audit, usage))
 }
 
 /// One operator's SMS settings; a SIM-swap client that cannot be built makes every check

@@ -26,6 +26,16 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum AuditCommand {
+    /// Check an audit file's hash chain: every record's own hash, sequence and link. Prints a
+    /// summary and exits 0 when intact; names the first bad line and exits 1 otherwise.
+    Verify {
+        /// The audit file (JSON lines).
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Serve with a configuration file.
     Serve {
@@ -115,6 +125,11 @@ enum Command {
     },
     /// Print a new client secret and the SHA-256 to put in routing.toml.
     ClientSecret,
+    /// Audit trail tools.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print a fresh private_key_jwt client assertion (new jti, valid 60 s).
     ClientAssertion {
         /// The client's private key: PKCS#8 PEM, P-256 (ES256) or RSA (RS256).
@@ -193,6 +208,9 @@ fn main() -> ExitCode {
         Command::ClientAssertion { key, client_id, aud } => client_assertion(key, &client_id, &aud),
         Command::RequestObject { key, client_id, aud, claims, lifetime_s } => {
             request_object(key, &client_id, &aud, &claims, lifetime_s)
+        }
+        Command::Audit { command: AuditCommand::Verify { file } } => {
+            mcgate::telemetry::audit::verify::verify_file(&file).map(|s| println!("{s}")).map_err(|e| e.to_string())
         }
         Command::ClientSecret => {
             let (secret, hash) = config::secret::generate_client_secret();
@@ -412,12 +430,20 @@ fn demo(
             approve_after: Duration::from_millis(approve_after_ms),
             ..Default::default()
         };
+        let audit = std::env::temp_dir().join(format!("mcgate-demo-audit-{}.jsonl", std::process::id()));
+        let opts = mcgate::demo::DemoOptions {
+            config_text: mcgate::telemetry::audit::with_default_path(&opts.config_text, &audit),
+            ..opts
+        };
         let demo = mcgate::demo::start(opts).await.map_err(|e| e.to_string())?;
         let ca = std::env::temp_dir().join(format!("mcgate-demo-{}.pem", std::process::id()));
         std::fs::write(&ca, &demo.tls_cert_pem).map_err(|e| e.to_string())?;
         let key = std::env::temp_dir().join(format!("mcgate-demo-rp-jwt-{}.pem", std::process::id()));
         write_private(&key, demo.jwt_client_key_pem.expose()).map_err(|e| format!("{}: {e}", key.display()))?;
         print!("{}", mcgate::demo::instructions(&demo, &ca, &key));
+        if let Some(p) = demo.gateway.audit.path() {
+            println!("\nAudit trail: {}   (check it: mcgate audit verify {})", p.display(), p.display());
+        }
         mcgate::server::shutdown_signal().await;
         let _ = std::fs::remove_file(&ca);
         let _ = std::fs::remove_file(&key);

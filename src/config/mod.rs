@@ -5,12 +5,14 @@
 pub mod edge;
 pub mod jwks;
 pub mod model;
+pub mod records;
 pub mod resilience;
 pub mod secret;
 pub mod validate;
 
 pub use edge::EdgeConfig;
 pub use model::*;
+pub use records::{AuditConfig, Micros, UsageConfig};
 pub use secret::Secret;
 pub use validate::{validate, ValidateOptions};
 

@@ -64,6 +64,12 @@ pub struct Config {
     /// Overload limits and drain pacing of the public listeners (`config::edge`).
     #[serde(default)]
     pub edge: super::edge::EdgeConfig,
+    /// The hash-chained audit trail (off unless `path` is set).
+    #[serde(default)]
+    pub audit: super::records::AuditConfig,
+    /// Usage records: unit costs and retention of the per-client, per-day counters.
+    #[serde(default)]
+    pub usage: super::records::UsageConfig,
 }
 
 /// `[sms_codes]`: the SMS fallback's one-time codes and confirm links (shared/security.md

@@ -37,6 +37,12 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     v.sms_transport(cfg, opts);
     v.resilience(cfg);
     v.errors.extend(super::edge::validate(&cfg.edge));
+    let operator_ids: Vec<&str> = cfg.operators.iter().map(|o| o.id.as_str()).collect();
+    v.errors.extend(
+        super::records::check(&cfg.audit, &cfg.usage, &operator_ids)
+            .into_iter()
+            .map(|(path, message)| ConfigError { path, message }),
+    );
     if tracing_subscriber::EnvFilter::try_new(&cfg.log.level).is_err() {
         v.err("log.level", "not a valid tracing filter (e.g. \"info\", \"mcgate=debug\")");
     }

@@ -226,6 +226,9 @@ async fn step(gw: &Gateway, id: &str) -> Option<u64> {
         }
     };
     let outcome = gw.driver.notifier.send(endpoint, token, body).await;
+    if outcome.is_ok() && mode == DeliveryMode::Push && tx.state == TxState::Approved {
+        gw.audit.tokens_issued(tx, "push").await;
+    }
     let now = gw.clock.now_ms();
     let deadline = tx.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let n = notify::record_attempt(&prev, outcome, now, gw.driver.notifier.config(), deadline);

@@ -48,9 +48,11 @@ pub async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction
     let (from, to, new_state) = (old.state.as_str(), new.state.as_str(), new.state);
     let retain = new.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let counted = gw.metrics.auth.moved(old.state, &new);
+    let audit = gw.audit.transition_event(old, &new);
     match gw.store.compare_and_set(version, new, retain).await? {
         CasResult::Applied { version } => {
             counted.inc();
+            gw.audit.emit(audit).await;
             if from != to {
                 gw.metrics.transition(Some(from), Some(to));
                 if let TxState::Failed(reason) = new_state {

@@ -191,6 +191,7 @@ pub async fn start(
         }
         Started::NoSms { reason, .. } => gw.metrics.sms_fallbacks.with_label_values(&[op, reason]).inc(),
     }
+    gw.audit.fallback(tx, signal, if let Started::NoSms { reason, .. } = &started { reason } else { "sent" }).await;
     started
 }
 
@@ -305,6 +306,7 @@ async fn send(gw: &Gateway, tx: &Transaction, mut next: Transaction, mode: SmsMo
                 s.message_id = Some(receipt.message_id);
             }
             tracing::info!(msisdn = %msisdn.masked(), transport = transport.kind(), "SMS fallback sent");
+            gw.usage.sms_accepted(&tx.client_id, &tx.operator).await;
             Started::Sms(Box::new(next))
         }
         Err(e) => {
@@ -364,6 +366,7 @@ pub async fn race(gw: &Gateway, tx: &Transaction) -> Option<Transaction> {
         Started::Sms(sent) => {
             gw.metrics.sms_fallbacks.with_label_values(&[tx.operator.as_str(), "sent"]).inc();
             gw.metrics.auth.fallback(tx.operator.as_str(), "race");
+            gw.audit.fallback(tx, None, "race_sent").await;
             Some(*sent)
         }
         Started::NoSms { .. } => None,

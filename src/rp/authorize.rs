@@ -274,6 +274,7 @@ async fn to_operator(
     let retain = tx.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let (id, expires) = (tx.id.clone(), tx.expires_at_ms);
     let counted = gw.metrics.auth.created(&tx);
+    let audit = gw.audit.started_event(&tx);
     match version {
         None => {
             gw.store.insert(tx, retain).await.map_err(unavailable)?;
@@ -285,6 +286,7 @@ async fn to_operator(
             }
         }
     }
+    gw.audit.emit(audit).await;
     gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
     counted.inc();
     if gw.store.put_if_absent(&op_state_key(&op_state), &id, expires).await.map_err(unavailable)?.is_some() {

@@ -50,6 +50,7 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
             match gw.store.compare_and_set(version, next.clone(), retain).await.map_err(unavailable)? {
                 CasResult::Applied { .. } => {
                     counted.inc();
+                    gw.audit.transition(&tx, &next).await;
                     gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str()))
                 }
                 CasResult::Conflict { .. } => return Err(unknown()),
@@ -94,6 +95,10 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
             a => a,
         }
     };
+    // The operator ran its authentication page (see telemetry::usage): a push for the usage records.
+    if matches!(answer, OperatorAnswer::Approved(_) | OperatorAnswer::Denied) {
+        gw.usage.push_accepted(&tx.client_id, &tx.operator).await;
+    }
     let Some(mut moved) = apply_operator_answer(&tx, &answer, now, tx.acr_floor) else {
         return back(RpError::Internal("operator return left the transaction pending".into()));
     };
@@ -104,9 +109,11 @@ pub async fn handle(gw: &Gateway, query: &[u8], log: &mut RequestLog) -> Result<
     let retain = moved.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let to = moved.state;
     let counted = gw.metrics.auth.moved(tx.state, &moved);
+    let audit = gw.audit.transition_event(&tx, &moved);
     match gw.store.compare_and_set(version, moved, retain).await.map_err(unavailable)? {
         CasResult::Applied { .. } => {
             counted.inc();
+            gw.audit.emit(audit).await;
             gw.metrics.transition(Some(tx.state.as_str()), Some(to.as_str()))
         }
         CasResult::Conflict { .. } => return Err(unknown()),

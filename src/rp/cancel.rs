@@ -47,14 +47,16 @@ pub async fn handle(
             return Ok(answer(id, tx.state));
         }
         let (from, from_state) = (tx.state.as_str(), tx.state);
-        let mut cancelled = tx;
+        let mut cancelled = tx.clone();
         cancelled.state = TxState::Failed(FailReason::Cancelled);
         let retain = cancelled.retain_until_ms(retention_ms);
         let counted = gw.metrics.auth.moved(from_state, &cancelled);
+        let audit = gw.audit.transition_event(&tx, &cancelled);
         if let CasResult::Applied { .. } =
             gw.store.compare_and_set(current.version, cancelled, retain).await.map_err(unavailable)?
         {
             counted.inc();
+            gw.audit.emit(audit).await;
             gw.metrics.transition(Some(from), Some("failed"));
             return Ok(answer(id, TxState::Failed(FailReason::Cancelled)));
         }

@@ -75,7 +75,7 @@ pub async fn handle(
                 let mut done = tx.clone();
                 done.state = TxState::Consumed;
                 if cas(gw, version, &tx, done).await?.is_some() {
-                    return issue(gw, &tx);
+                    return issue(gw, &tx).await;
                 }
             }
             PollPlan::AskOperator(next) => {
@@ -117,7 +117,7 @@ async fn collect_after_approval(
     let mut done = approved.clone();
     done.state = TxState::Consumed;
     match cas(gw, version, &approved, done).await? {
-        Some(_) => issue(gw, &approved),
+        Some(_) => issue(gw, &approved).await,
         None => Err(RpError::InvalidGrant("auth_req_id already used")),
     }
 }
@@ -144,7 +144,8 @@ fn answer(tx: &Transaction) -> Result<Response<Full<Bytes>>, RpError> {
 }
 
 /// Issues the tokens of an approved (now consumed) transaction.
-fn issue(gw: &Gateway, tx: &Transaction) -> Result<Response<Full<Bytes>>, RpError> {
+async fn issue(gw: &Gateway, tx: &Transaction) -> Result<Response<Full<Bytes>>, RpError> {
     let tokens = progress::issue_tokens(gw, tx, false).map_err(RpError::Internal)?;
+    gw.audit.tokens_issued(tx, "token").await;
     Ok(json_response(StatusCode::OK, serde_json::to_vec(&tokens).unwrap_or_default()))
 }

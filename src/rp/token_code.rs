@@ -67,12 +67,17 @@ pub async fn handle(
     let mut done = tx.clone();
     done.state = TxState::Consumed;
     let retain = done.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
+    let audit = gw.audit.transition_event(&tx, &done);
     match gw.store.compare_and_set(version, done, retain).await.map_err(unavailable)? {
-        CasResult::Applied { .. } => gw.metrics.transition(Some("approved"), Some("consumed")),
+        CasResult::Applied { .. } => {
+            gw.audit.emit(audit).await;
+            gw.metrics.transition(Some("approved"), Some("consumed"))
+        }
         CasResult::Conflict { .. } => return Err(bad),
     }
     let now_s = gw.clock.now_s();
     let tokens = crate::flow::progress::issue_tokens(gw, &tx, false).map_err(RpError::Internal)?;
+    gw.audit.tokens_issued(&tx, "code").await;
     let exp_ms = (now_s + tokens.expires_in) * 1000;
     if let Err(e) = revocation::remember_redemption(&*gw.store, &key, &tokens.jti, exp_ms).await {
         // The tokens are issued (the transaction is consumed): a replay then cannot revoke them.

@@ -78,6 +78,7 @@ impl Handler for AdminService {
                 }
                 text(StatusCode::OK, self.gw.metrics.render(), "text/plain; version=0.0.4")
             }
+            "/usage.csv" => super::usage_csv::answer(&self.gw, req.uri().query()).await,
             _ => text(StatusCode::NOT_FOUND, "not found\n", "text/plain"),
         }
     }

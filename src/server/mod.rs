@@ -14,6 +14,7 @@ pub mod edge;
 pub mod reload;
 pub mod runtime;
 pub mod tls;
+pub mod usage_csv;
 
 use crate::app::Gateway;
 use crate::rp::RpService;
@@ -130,8 +131,10 @@ pub async fn serve_all_live(
     let purge = purge_loop(instance.live.clone(), shutdown.clone(), purge_interval);
     let driver = drive_live(instance.live.clone(), shutdown.clone());
     admin.set_ready(true);
+    let audit = instance.live.load().audit.clone();
     let public = serve_public_live(instance, listeners.public, listeners.public_tls, listeners.plain, shutdown, opts);
     let (r, _, _, _) = tokio::join!(public, admin_task, purge, driver);
+    audit.flush().await;
     r
 }
 

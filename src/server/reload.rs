@@ -151,7 +151,7 @@ impl Reloader {
 fn restart_only_changes(old: &config::Config, new: &config::Config) -> Vec<&'static str> {
     let d = |v: &dyn std::fmt::Debug| format!("{v:?}");
     let (o, n) = (&old.server, &new.server);
-    let pairs: [(&'static str, String, String); 14] = [
+    let pairs: [(&'static str, String, String); 16] = [
         ("server.listen", d(&o.listen), d(&n.listen)),
         ("server.plain_listen", d(&o.plain_listen), d(&n.plain_listen)),
         ("server.admin_listen", d(&o.admin_listen), d(&n.admin_listen)),
@@ -166,6 +166,8 @@ fn restart_only_changes(old: &config::Config, new: &config::Config) -> Vec<&'sta
         ("sms.transport", d(&old.sms), d(&new.sms)),
         ("sms_limits", d(&old.sms_limits), d(&new.sms_limits)),
         ("log", d(&old.log), d(&new.log)),
+        ("audit", d(&old.audit), d(&new.audit)),
+        ("usage", d(&old.usage), d(&new.usage)),
     ];
     pairs.into_iter().filter(|(_, a, b)| a != b).map(|(k, _, _)| k).collect()
 }

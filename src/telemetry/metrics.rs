@@ -508,3 +508,84 @@ impl EdgeMetrics {
         })
     }
 }
+
+/// Audit trail counters (issue 8; [`crate::telemetry::audit`]).
+#[derive(Clone)]
+pub struct AuditMetrics {
+    /// `mcgate_audit_records_total`: records written.
+    pub records: IntCounter,
+    /// `mcgate_audit_dropped_total`: records lost because the writer thread was gone (alert on any).
+    pub dropped: IntCounter,
+    /// `mcgate_audit_queue_full_total`: records that waited for room in the writer's queue.
+    pub queue_full: IntCounter,
+    /// `mcgate_audit_write_errors_total`: failed writes or fsyncs (retried).
+    pub write_errors: IntCounter,
+}
+
+impl AuditMetrics {
+    /// Registers the audit counters.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| -> Result<IntCounter, prometheus::Error> {
+            let c = IntCounter::new(name, help)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        Ok(Self {
+            records: counter("mcgate_audit_records_total", "Audit records written")?,
+            dropped: counter("mcgate_audit_dropped_total", "Audit records lost: the writer was gone")?,
+            queue_full: counter("mcgate_audit_queue_full_total", "Audit records that waited for queue room")?,
+            write_errors: counter("mcgate_audit_write_errors_total", "Failed audit writes or fsyncs (retried)")?,
+        })
+    }
+}
+
+/// Usage and SMS spend per client (issue 8; [`crate::telemetry::usage`]); `client` is a
+/// configured client id (a closed set: the handles are made at start).
+#[derive(Clone)]
+pub struct UsageMetrics {
+    /// `mcgate_usage_pushes_total{client}`: pushes accepted by an operator.
+    pub pushes: HashMap<String, IntCounter>,
+    /// `mcgate_sms_sent_total{client}`: SMS accepted by the SMSC / provider.
+    pub sms_sent: HashMap<String, IntCounter>,
+    /// `mcgate_sms_spend_total{client}`: their cost, currency units.
+    pub sms_spend: HashMap<String, prometheus::Counter>,
+    /// `mcgate_usage_store_errors_total`: usage counts the store could not take.
+    pub store_errors: IntCounter,
+}
+
+impl UsageMetrics {
+    /// Registers the usage metrics for `clients`: `(client_id, SMS daily budget, 0 when none)`.
+    pub fn register(registry: &Registry, clients: &[(String, u32)]) -> Result<Self, prometheus::Error> {
+        let pushes = IntCounterVec::new(
+            Opts::new("mcgate_usage_pushes_total", "Pushes accepted by an operator, by client"),
+            &["client"],
+        )?;
+        registry.register(Box::new(pushes.clone()))?;
+        let sms_sent = IntCounterVec::new(
+            Opts::new("mcgate_sms_sent_total", "SMS accepted by the SMSC or HTTP provider, by client"),
+            &["client"],
+        )?;
+        registry.register(Box::new(sms_sent.clone()))?;
+        let sms_spend = prometheus::CounterVec::new(
+            Opts::new("mcgate_sms_spend_total", "Cost of the SMS sent, in [usage] currency units, by client"),
+            &["client"],
+        )?;
+        registry.register(Box::new(sms_spend.clone()))?;
+        let budget = IntGaugeVec::new(
+            Opts::new("mcgate_sms_daily_budget", "SMS a client may cause per day (sms_daily_budget; 0: no SMS)"),
+            &["client"],
+        )?;
+        registry.register(Box::new(budget.clone()))?;
+        let store_errors =
+            IntCounter::new("mcgate_usage_store_errors_total", "Usage counts the store could not record")?;
+        registry.register(Box::new(store_errors.clone()))?;
+        let mut m = Self { pushes: HashMap::new(), sms_sent: HashMap::new(), sms_spend: HashMap::new(), store_errors };
+        for (c, b) in clients {
+            budget.with_label_values(&[c.as_str()]).set(i64::from(*b));
+            m.pushes.insert(c.clone(), pushes.with_label_values(&[c.as_str()]));
+            m.sms_sent.insert(c.clone(), sms_sent.with_label_values(&[c.as_str()]));
+            m.sms_spend.insert(c.clone(), sms_spend.with_label_values(&[c.as_str()]));
+        }
+        Ok(m)
+    }
+}

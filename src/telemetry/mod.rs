@@ -2,9 +2,12 @@
 //! Labels come only from closed sets (endpoint, outcome, operator id, state, error kind): never
 //! an MSISDN, a token or a secret.
 
+pub mod audit;
 pub mod json_lines;
 pub mod logging;
 pub mod metrics;
 pub mod noc;
+pub mod pseudonym;
+pub mod usage;
 
 pub use metrics::Metrics;
