@@ -137,6 +137,10 @@ pub struct Gateway {
     pub sms_codes: crate::sms::otp::SmsCodes,
     /// SMS fallback: transport, limits, SIM-swap clients, client and operator policies.
     pub sms: crate::flow::sms_start::SmsFallback,
+    /// Keyed MSISDN references of log lines (`msisdn_ref`).
+    pub msisdn_refs: crate::telemetry::pseudonym::MsisdnPseudonyms,
+    /// Longest RP `X-Request-Id` kept (`log.request_id_max_len`).
+    pub request_id_max_len: usize,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -235,6 +239,9 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
     let sms_hmac_secret = crate::tokens::load_or_generate_secret(
         cfg.keys.sms_hmac_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
     )?;
+    let log_pseudonym_secret = crate::tokens::load_or_generate_secret(
+        cfg.keys.log_pseudonym_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
+    )?;
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new(opts.clock.clone()));
     let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics)?;
     let issuer = cfg.server.issuer.clone();
@@ -267,6 +274,8 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
         driver: crate::flow::driver::Driver::new(&cfg.driver, &cfg.notifications).map_err(BuildError::Driver)?,
         sms_codes: crate::sms::otp::SmsCodes::new(&cfg.sms_codes, sms_hmac_secret),
         sms,
+        msisdn_refs: crate::telemetry::pseudonym::MsisdnPseudonyms::new(&log_pseudonym_secret),
+        request_id_max_len: cfg.log.request_id_max_len,
     })
 }
 

@@ -19,6 +19,7 @@ pub mod login_hint;
 pub mod metadata;
 pub mod op_notify;
 pub mod redirect_back;
+pub mod request_id;
 pub mod request_object;
 pub mod si_authorize;
 pub mod sms_confirm;
@@ -31,6 +32,7 @@ use crate::app::Gateway;
 use crate::msisdn::Msisdn;
 use crate::server::conn::Handler;
 use crate::telemetry::metrics::Endpoint;
+use crate::telemetry::trace::TraceContext;
 use bytes::Bytes;
 use error::RpError;
 use form::Params;
@@ -82,8 +84,20 @@ impl RpService {
 
 impl Handler for RpService {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
+        // The RP's trace, or a new one: operator calls and log lines of this request carry it.
+        let trace = TraceContext::continue_or_start(req.headers().get(crate::telemetry::trace::TRACEPARENT));
+        crate::telemetry::trace::scope(trace, self.serve(req)).await
+    }
+}
+
+impl RpService {
+    /// One request, inside its trace: route, answer, one log line, metrics.
+    async fn serve(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let started = tokio::time::Instant::now();
-        let request_id = self.next_request_id();
+        let request_id = match request_id::incoming(req.headers(), self.gw.request_id_max_len) {
+            Some(id) => id.to_owned(),
+            None => self.next_request_id(),
+        };
         let method = req.method().clone();
         let mut log = RequestLog::default();
         let (endpoint, result) = route(&self.gw, req, &mut log).await;
@@ -104,6 +118,7 @@ impl Handler for RpService {
         };
         let elapsed = started.elapsed();
         self.gw.metrics.observe_request(endpoint, outcome, elapsed.as_secs_f64());
+        let msisdn_ref = log.msisdn.map(|m| self.gw.msisdn_refs.reference(m));
         tracing::info!(
             request_id = %request_id,
             method = %method,
@@ -114,6 +129,7 @@ impl Handler for RpService {
             operator = log.operator.as_deref().unwrap_or("-"),
             route = log.route_source.unwrap_or("-"),
             msisdn = %log.msisdn.map(|m| m.masked().to_string()).unwrap_or_else(|| "-".into()),
+            msisdn_ref = msisdn_ref.as_ref().map_or("-", |r| r.as_str()),
             latency_us = elapsed.as_micros() as u64,
             "request"
         );

@@ -1,6 +1,6 @@
 //! The admin listener (never the public one): `/live` (the process answers), `/ready` (200 only
 //! while serving and the store answers; false from the first moment of shutdown) and `/metrics`
-//! (Prometheus text).
+//! (Prometheus text), `/log-level` (GET, PUT: the log filter at runtime, [`super::log_level`]).
 
 use super::conn::Handler;
 use crate::app::Gateway;
@@ -39,6 +39,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>, ctype: &'static str) -> Resp
 
 impl Handler for AdminService {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
+        if req.uri().path() == super::log_level::PATH {
+            return super::log_level::handle(req, self.gw.max_body_bytes).await;
+        }
         if req.method() != Method::GET {
             let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n", "text/plain");
             r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));

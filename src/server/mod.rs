@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod conn;
+pub mod log_level;
 pub mod runtime;
 pub mod tls;
 

@@ -3,7 +3,10 @@
 //! an MSISDN, a token or a secret.
 
 pub mod json_lines;
+pub mod log_level;
 pub mod logging;
 pub mod metrics;
+pub mod pseudonym;
+pub mod trace;
 
 pub use metrics::Metrics;
