@@ -156,6 +156,10 @@ pub struct Gateway {
     pub audit: crate::telemetry::audit::Audit,
     /// Usage records: pushes and SMS per client and day, shared through the store.
     pub usage: Arc<crate::telemetry::usage::Usage>,
+    /// Keyed MSISDN references of log lines (`msisdn_ref`).
+    pub msisdn_refs: crate::telemetry::msisdn_ref::MsisdnPseudonyms,
+    /// Longest RP `X-Request-Id` kept (`log.request_id_max_len`).
+    pub request_id_max_len: usize,
 }
 
 /// Raw secrets a reloaded gateway must keep when they were generated, not read from files.
@@ -293,6 +297,9 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
     let pairwise_secret = secret(&cfg.keys.pairwise_secret_file, old_secrets.as_ref().map(|s| &s.pairwise))?;
     let subscriber_secret = secret(&cfg.keys.subscriber_id_secret_file, old_secrets.as_ref().map(|s| &s.subscriber))?;
     let sms_hmac_secret = secret(&cfg.keys.sms_hmac_secret_file, old_secrets.as_ref().map(|s| &s.sms_hmac))?;
+    let log_pseudonym_secret = crate::tokens::load_or_generate_secret(
+        cfg.keys.log_pseudonym_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
+    )?;
     let store: Arc<dyn Store> = match carry {
         Some(old) => old.store.clone(),
         None => crate::store::select::build(&cfg.store, opts.clock.clone(), metrics.store.clone())?,
@@ -370,6 +377,8 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
         resilience_metrics,
         audit,
         usage,
+        msisdn_refs: crate::telemetry::msisdn_ref::MsisdnPseudonyms::new(&log_pseudonym_secret),
+        request_id_max_len: cfg.log.request_id_max_len,
     })
 }
 

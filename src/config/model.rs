@@ -264,6 +264,10 @@ pub struct KeysConfig {
     /// (S-08: never in the store); empty = generated (codes die with the process).
     #[serde(default)]
     pub sms_hmac_secret_file: Option<PathBuf>,
+    /// File holding the secret (≥ 32 bytes) keying the MSISDN pseudonyms of log lines
+    /// (`msisdn_ref`, S-34); empty = generated (references change at every restart).
+    #[serde(default)]
+    pub log_pseudonym_secret_file: Option<PathBuf>,
 }
 
 /// `[tokens]`.
@@ -714,12 +718,24 @@ pub struct LogConfig {
     /// `json` (one object per line) or `text`.
     #[serde(default = "default_log_format")]
     pub format: String,
+    /// Longest RP `X-Request-Id` kept as the request id (characters, 16..=256; default 64):
+    /// longer or ill-formed ones are replaced by an id of ours.
+    #[serde(default = "default_request_id_max_len")]
+    pub request_id_max_len: usize,
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self { level: default_log_level(), format: default_log_format() }
+        Self {
+            level: default_log_level(),
+            format: default_log_format(),
+            request_id_max_len: default_request_id_max_len(),
+        }
     }
+}
+
+fn default_request_id_max_len() -> usize {
+    64
 }
 
 fn default_true() -> bool {

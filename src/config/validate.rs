@@ -49,6 +49,9 @@ pub fn validate(cfg: &Config, base_dir: &Path, opts: ValidateOptions) -> Result<
     if !matches!(cfg.log.format.as_str(), "json" | "text") {
         v.err("log.format", "must be \"json\" or \"text\"");
     }
+    if !(16..=256).contains(&cfg.log.request_id_max_len) {
+        v.err("log.request_id_max_len", "must be between 16 and 256");
+    }
     if v.errors.is_empty() {
         Ok(())
     } else {
@@ -249,6 +252,9 @@ impl Validator {
         }
         if let Some(f) = &cfg.keys.sms_hmac_secret_file {
             self.file("keys.sms_hmac_secret_file", base, f, opts);
+        }
+        if let Some(f) = &cfg.keys.log_pseudonym_secret_file {
+            self.file("keys.log_pseudonym_secret_file", base, f, opts);
         }
         self.sms_codes(cfg);
     }

@@ -169,7 +169,8 @@ async fn worker(gw: Arc<Gateway>, mut shutdown: watch::Receiver<bool>) {
         let now = gw.clock.now_ms();
         let wait = match gw.driver.pop_due(now) {
             Ok(id) => {
-                let next = step(&gw, &id).await;
+                // Each step in a trace of its own, tied to the transaction's (`trace_id`).
+                let next = crate::telemetry::trace::background(step(&gw, &id)).await;
                 gw.driver.done(id, next, gw.clock.now_ms());
                 continue;
             }

@@ -264,6 +264,10 @@ pub struct Transaction {
     /// ([`crate::sms::otp`]); `None` while no SMS was armed.
     #[serde(default)]
     pub sms: Option<crate::sms::otp::SmsState>,
+    /// W3C trace id (32 hex) of the request that created the transaction: the driver's later
+    /// operator calls for it join this trace ([`crate::telemetry::trace`]).
+    #[serde(default)]
+    pub trace_id: Option<String>,
 }
 
 /// A bearer token the RP gave us for its notification endpoint: sent only there, never logged.

@@ -94,6 +94,7 @@ pub async fn ask_operator(gw: &Gateway, claimed_version: u64, claimed: &Transact
     let (Some(operator), Some(op_ref)) = (gw.operator(&claimed.operator), claimed.operator_ref.as_ref()) else {
         return Err(ProgressError::UnknownOperator);
     };
+    crate::telemetry::trace::join_transaction(claimed.trace_id.as_deref());
     let answer = operator.poll(op_ref).await;
     Ok(settle_fetch(gw, claimed_version, claimed.clone(), &answer).await?)
 }
@@ -190,6 +191,8 @@ pub async fn advance(gw: &Gateway, id: &str) -> Result<Option<(Versioned<Transac
     for _ in 0..CAS_ATTEMPTS {
         let Some(current) = gw.store.get(id).await? else { return Ok(None) };
         let (tx, version) = (&current.value, current.version);
+        // A driver step joins the transaction's trace (a request keeps its own).
+        crate::telemetry::trace::join_transaction(tx.trace_id.as_deref());
         if super::sms_start::on_push_deadline(gw, tx, version).await? {
             continue;
         }

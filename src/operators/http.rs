@@ -11,6 +11,9 @@
 //! any byte was written; and [`call`] retries ONCE a failed connection attempt (`is_connect`:
 //! refused, reset or TLS failure before the request). A connection that breaks after the
 //! request was written is never retried (`Broken`: the operator may have acted on it).
+//!
+//! Every call made inside a request or a driver step carries a `traceparent` of its trace
+//! ([`crate::telemetry::trace`]) and, at debug level, one log line (host, status, latency).
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
@@ -162,6 +165,31 @@ impl CallError {
 
 /// Sends `req` and reads the whole answer within `timeout`.
 pub async fn call(
+    client: &HttpClient,
+    mut req: Request<Full<Bytes>>,
+    timeout: Duration,
+) -> Result<OperatorResponse, CallError> {
+    // Inside a request or a driver step: the trace's id, a new span id (W3C Trace Context).
+    if let Some(tp) = crate::telemetry::trace::outgoing() {
+        req.headers_mut().insert(crate::telemetry::trace::TRACEPARENT, tp);
+    }
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return exchange(client, req, timeout).await;
+    }
+    let started = tokio::time::Instant::now();
+    let host = req.uri().host().unwrap_or("-").to_owned();
+    let result = exchange(client, req, timeout).await;
+    tracing::debug!(
+        host = %host,
+        status = result.as_ref().map_or(0, |r| r.status.as_u16()),
+        error = result.as_ref().err().map_or("-", CallError::kind),
+        latency_us = started.elapsed().as_micros() as u64,
+        "outgoing call"
+    );
+    result
+}
+
+async fn exchange(
     client: &HttpClient,
     req: Request<Full<Bytes>>,
     timeout: Duration,

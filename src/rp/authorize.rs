@@ -158,6 +158,7 @@ async fn start(
         expires_at_ms: expires,
         push_deadline_ms: expires,
         redirect: Some(v.flow),
+        trace_id: crate::telemetry::trace::current_trace_id(),
         ..Default::default()
     };
     match v.login_hint {

@@ -221,6 +221,7 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
         operator_notify_sha256: operator_notify.map(|(_, hash)| hash),
         delivery: req.delivery.clone(),
         nonce: req.nonce.map(str::to_owned),
+        trace_id: crate::telemetry::trace::current_trace_id(),
         ..Default::default()
     };
     // SMS fallback (shared/protocol.md §5): "nothing sent" classes only, opted-in clients only.

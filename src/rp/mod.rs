@@ -19,6 +19,7 @@ pub mod login_hint;
 pub mod metadata;
 pub mod op_notify;
 pub mod redirect_back;
+pub mod request_id;
 pub mod request_object;
 pub mod si_authorize;
 pub mod sms_confirm;
@@ -31,6 +32,7 @@ use crate::app::Gateway;
 use crate::msisdn::Msisdn;
 use crate::server::conn::Handler;
 use crate::telemetry::metrics::Endpoint;
+use crate::telemetry::trace::TraceContext;
 use bytes::Bytes;
 use error::RpError;
 use form::Params;
@@ -100,12 +102,24 @@ impl Handler for RpService {
         };
         // One snapshot of the configuration for the whole request.
         let gw = self.live.load();
+        // The RP's trace, or a new one: operator calls and log lines of this request carry it.
+        let trace = TraceContext::continue_or_start(req.headers().get(crate::telemetry::trace::TRACEPARENT));
+        crate::telemetry::trace::scope(trace, self.serve(&gw, req)).await
+    }
+}
+
+impl RpService {
+    /// One request, inside its trace: route, answer, one log line, metrics.
+    async fn serve(&self, gw: &Arc<Gateway>, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let http1 = req.version() < http::Version::HTTP_2;
         let started = tokio::time::Instant::now();
-        let request_id = self.next_request_id();
+        let request_id = match request_id::incoming(req.headers(), gw.request_id_max_len) {
+            Some(id) => id.to_owned(),
+            None => self.next_request_id(),
+        };
         let method = req.method().clone();
         let mut log = RequestLog::default();
-        let (endpoint, result) = route(&gw, req, &mut log).await;
+        let (endpoint, result) = route(gw, req, &mut log).await;
         let mut resp = match result {
             Ok(r) => r,
             Err(e) => {
@@ -123,6 +137,7 @@ impl Handler for RpService {
         };
         let elapsed = started.elapsed();
         gw.metrics.observe_request(endpoint, outcome, elapsed.as_secs_f64());
+        let msisdn_ref = log.msisdn.map(|m| gw.msisdn_refs.reference(m));
         tracing::info!(
             request_id = %request_id,
             method = %method,
@@ -133,6 +148,7 @@ impl Handler for RpService {
             operator = log.operator.as_deref().unwrap_or("-"),
             route = log.route_source.unwrap_or("-"),
             msisdn = %log.msisdn.map(|m| m.masked().to_string()).unwrap_or_else(|| "-".into()),
+            msisdn_ref = msisdn_ref.as_ref().map_or("-", |r| r.as_str()),
             latency_us = elapsed.as_micros() as u64,
             "request"
         );

@@ -1,7 +1,8 @@
 //! The admin listener (never the public one): `/live` (the process answers), `/ready` (200 only
 //! while serving and the store answers; false from the first moment of shutdown) and `/metrics`
-//! (Prometheus text); with `serve`, also `POST /reload` (hot reload: 200 with the new
-//! generation, 422 with every problem of a rejected file as JSON).
+//! (Prometheus text), `/log-level` (GET, PUT: the log filter at runtime, [`super::log_level`]);
+//! with `serve`, also `POST /reload` (hot reload: 200 with the new generation, 422 with every
+//! problem of a rejected file as JSON).
 
 use super::conn::Handler;
 use crate::app::Gateway;
@@ -53,6 +54,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>, ctype: &'static str) -> Resp
 
 impl Handler for AdminService {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
+        if req.uri().path() == super::log_level::PATH {
+            return super::log_level::handle(req, self.gw.max_body_bytes).await;
+        }
         if req.uri().path() == "/reload" {
             return self.reload(req.method()).await;
         }

@@ -11,6 +11,7 @@
 pub mod admin;
 pub mod conn;
 pub mod edge;
+pub mod log_level;
 pub mod reload;
 pub mod runtime;
 pub mod tls;

@@ -177,6 +177,8 @@ pub struct SimOperator {
     callbacks: Option<crate::operators::http::PerThreadClient>,
     gateway_jwks_uri: Mutex<Option<String>>,
     si_requests: Mutex<Vec<SiRequest>>,
+    /// The last `traceparent` received, by path (bounded by the paths served).
+    traceparents: Mutex<HashMap<String, String>>,
 }
 
 impl SimOperator {
@@ -215,12 +217,18 @@ impl SimOperator {
             callbacks: crate::operators::http::PerThreadClient::new(Duration::from_secs(1), None).ok(),
             gateway_jwks_uri: Mutex::new(None),
             si_requests: Mutex::new(Vec::new()),
+            traceparents: Mutex::new(HashMap::new()),
         }
     }
 
     /// Where ping/push callbacks go (the gateway's `/op/{operator}/notify`).
     pub fn set_notification_endpoint(&self, url: String) {
         *self.notification_endpoint.lock() = Some(url);
+    }
+
+    /// The last `traceparent` header received at `path` (e.g. `/bc-authorize`, `/token`).
+    pub fn last_traceparent(&self, path: &str) -> Option<String> {
+        self.traceparents.lock().get(path).cloned()
     }
 
     /// Every callback made so far.
@@ -444,6 +452,9 @@ fn oauth(status: StatusCode, error: &str, desc: &str) -> Response<Full<Bytes>> {
 impl Handler for SimOperator {
     async fn handle(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Full<Bytes>> {
         let path = req.uri().path().to_owned();
+        if let Some(tp) = req.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
+            self.traceparents.lock().insert(path.clone(), tp.to_owned());
+        }
         match (req.method().clone(), path.as_str()) {
             (Method::GET, "/.well-known/openid-configuration") => {
                 json_ok(serde_json::from_slice(&self.metadata).unwrap_or_default())

@@ -19,7 +19,8 @@ pub struct OutgoingSms<'a> {
     pub to: &'a Msisdn,
     /// Message text (GSM 03.38 where possible; the transport picks the encoding).
     pub text: &'a str,
-    /// Our correlation id for delivery receipts (a transaction id; not secret).
+    /// Our correlation id for delivery receipts (the transaction id, i.e. the RP's `auth_req_id`:
+    /// sent to the SMS provider, never logged).
     pub reference: &'a str,
 }
 

@@ -3,7 +3,8 @@
 //! into one reused buffer per thread: tracing-subscriber's serde-based JSON formatter cost
 //! about 20 000 instructions per request line (a sixth of a whole `bc-authorize`); this costs
 //! a few thousand. Strings are escaped per RFC 8259 (quote, backslash, control characters), so
-//! a hostile value can never break a line or forge a field (shared/security.md C-27).
+//! a hostile value can never break a line or forge a field (shared/security.md C-27). Inside a
+//! request or background step, `trace_id` follows `level` ([`super::trace`]).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -49,6 +50,11 @@ fn render(buf: &mut String, event: &Event<'_>, now: SystemTime) {
     buf.push_str("\",\"level\":\"");
     buf.push_str(event.metadata().level().as_str());
     buf.push('"');
+    if let Some(id) = super::trace::trace_id_for_log() {
+        buf.push_str(",\"trace_id\":\"");
+        buf.push_str(std::str::from_utf8(&id).unwrap_or_default());
+        buf.push('"');
+    }
     event.record(&mut Fields { buf });
     buf.push_str("}\n");
 }

@@ -4,10 +4,13 @@
 
 pub mod audit;
 pub mod json_lines;
+pub mod log_level;
 pub mod logging;
 pub mod metrics;
+pub mod msisdn_ref;
 pub mod noc;
 pub mod pseudonym;
+pub mod trace;
 pub mod usage;
 
 pub use metrics::Metrics;

@@ -97,9 +97,11 @@ impl SmsTransport for HttpTransport {
         };
         match &result {
             Ok(r) => {
-                tracing::info!(to = %sms.to.masked(), reference = sms.reference, message_id = %r.message_id, "sms submitted")
+                // The `ref:` fallback id names the transaction (its auth_req_id): not for logs.
+                let id = if r.message_id.starts_with("ref:") { "-" } else { r.message_id.as_str() };
+                tracing::info!(to = %sms.to.masked(), message_id = id, "sms submitted")
             }
-            Err(e) => tracing::warn!(to = %sms.to.masked(), reference = sms.reference, error = %e, "sms not submitted"),
+            Err(e) => tracing::warn!(to = %sms.to.masked(), error = %e, "sms not submitted"),
         }
         result
     }

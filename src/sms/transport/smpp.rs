@@ -237,9 +237,9 @@ impl SmsTransport for SmppTransport {
         };
         match &result {
             Ok(r) => {
-                tracing::info!(to = %sms.to.masked(), reference = sms.reference, message_id = %r.message_id, "sms submitted")
+                tracing::info!(to = %sms.to.masked(), message_id = %r.message_id, "sms submitted")
             }
-            Err(e) => tracing::warn!(to = %sms.to.masked(), reference = sms.reference, error = %e, "sms not submitted"),
+            Err(e) => tracing::warn!(to = %sms.to.masked(), error = %e, "sms not submitted"),
         }
         result
     }
