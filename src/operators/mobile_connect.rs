@@ -394,23 +394,7 @@ impl OperatorBackend for MobileConnectCiba {
             self.metrics.error("connect");
             PushError::Unavailable(format!("metadata: {e}"))
         })?;
-        let mut login_hint = String::with_capacity(24);
-        login_hint.push_str("MSISDN:");
-        login_hint.push_str(itoa::Buffer::new().format(req.msisdn.value()));
-        let form = {
-            let mut form = form_urlencoded::Serializer::new(String::with_capacity(256));
-            form.append_pair("scope", "openid mc_authn")
-                .append_pair("login_hint", &login_hint)
-                .append_pair("acr_values", req.acr_values)
-                .append_pair("requested_expiry", &req.requested_expiry_s.to_string());
-            if let Some(b) = req.binding_message {
-                form.append_pair("binding_message", b);
-            }
-            if let Some(t) = req.client_notification_token {
-                form.append_pair("client_notification_token", t);
-            }
-            form.finish()
-        };
+        let form = super::form_body::ciba_start(req);
         let backchannel = endpoints.backchannel.as_ref().ok_or_else(|| {
             PushError::Rejected("the operator publishes no backchannel_authentication_endpoint".into())
         })?;
