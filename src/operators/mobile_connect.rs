@@ -186,13 +186,15 @@ impl MobileConnectCiba {
     }
 
     fn form_request(&self, uri: &Uri, form: String) -> Result<Request<Full<Bytes>>, http::Error> {
-        Request::builder()
-            .method(Method::POST)
-            .uri(uri.clone())
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .header(header::AUTHORIZATION, self.basic_auth.clone())
-            .body(Full::new(Bytes::from(form)))
+        // Built in place: each `Request::builder()` step moves the whole request.
+        let mut request = Request::new(Full::new(Bytes::from(form)));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::AUTHORIZATION, self.basic_auth.clone());
+        Ok(request)
     }
 }
 
