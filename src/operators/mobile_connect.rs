@@ -202,13 +202,15 @@ impl MobileConnectCiba {
     }
 
     fn form_request_body(&self, uri: &Uri, body: Full<Bytes>) -> Result<Request<Full<Bytes>>, http::Error> {
-        Request::builder()
-            .method(Method::POST)
-            .uri(uri.clone())
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ACCEPT, "application/json")
-            .header(header::AUTHORIZATION, self.basic_auth.clone())
-            .body(body)
+        // Built in place: each `Request::builder()` step moves the whole request.
+        let mut request = Request::new(body);
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri.clone();
+        let headers = request.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(header::AUTHORIZATION, self.basic_auth.clone());
+        Ok(request)
     }
 }
 
@@ -410,23 +412,7 @@ impl OperatorBackend for MobileConnectCiba {
             self.metrics.error("connect");
             PushError::Unavailable(format!("metadata: {e}"))
         })?;
-        let mut login_hint = String::with_capacity(24);
-        login_hint.push_str("MSISDN:");
-        login_hint.push_str(itoa::Buffer::new().format(req.msisdn.value()));
-        let form = {
-            let mut form = form_urlencoded::Serializer::new(String::with_capacity(256));
-            form.append_pair("scope", "openid mc_authn")
-                .append_pair("login_hint", &login_hint)
-                .append_pair("acr_values", req.acr_values)
-                .append_pair("requested_expiry", &req.requested_expiry_s.to_string());
-            if let Some(b) = req.binding_message {
-                form.append_pair("binding_message", b);
-            }
-            if let Some(t) = req.client_notification_token {
-                form.append_pair("client_notification_token", t);
-            }
-            form.finish()
-        };
+        let form = super::form_body::ciba_start(req);
         let backchannel = endpoints.backchannel.as_ref().ok_or_else(|| {
             PushError::Rejected("the operator publishes no backchannel_authentication_endpoint".into())
         })?;

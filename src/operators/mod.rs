@@ -5,6 +5,7 @@
 //! relying parties: RP values never reach an operator.
 
 pub mod callback;
+pub mod form_body;
 pub mod http;
 pub mod id_token;
 pub mod metadata;

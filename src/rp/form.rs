@@ -117,6 +117,14 @@ pub struct Params<'a> {
 impl<'a> Params<'a> {
     /// Parses `a=b&c=d`; a repeated name or more than [`MAX_FIELDS`] fields is `invalid_request`.
     pub fn parse(raw: &'a [u8]) -> Result<Self, RpError> {
+        match std::str::from_utf8(raw) {
+            Ok(text) => Self::parse_str(text),
+            Err(_) => Self::parse_bytes(raw),
+        }
+    }
+
+    /// [`Params::parse`] component by component (a body that is not UTF-8 as a whole).
+    fn parse_bytes(raw: &'a [u8]) -> Result<Self, RpError> {
         let mut pairs: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(16);
         for field in raw.split(|b| *b == b'&').filter(|f| !f.is_empty()) {
             let (k, v) = match field.iter().position(|b| *b == b'=') {
@@ -124,6 +132,25 @@ impl<'a> Params<'a> {
                 None => (field, &field[field.len()..]),
             };
             let (k, v) = (decode(k)?, decode(v)?);
+            if pairs.len() == MAX_FIELDS {
+                return Err(RpError::invalid_request("too many parameters"));
+            }
+            if pairs.iter().any(|(n, _)| *n == k) {
+                return Err(RpError::InvalidRequest(format!("parameter {} is repeated", printable(&k)).into()));
+            }
+            pairs.push((k, v));
+        }
+        Ok(Self { pairs })
+    }
+
+    /// [`Params::parse`] of a body that is UTF-8 as a whole (almost every body): checked once,
+    /// split with `memchr`, components without escapes borrowed as they are. Same result, same
+    /// errors in the same order as the byte path.
+    fn parse_str(raw: &'a str) -> Result<Self, RpError> {
+        let mut pairs: Vec<(Cow<'a, str>, Cow<'a, str>)> = Vec::with_capacity(16);
+        for field in raw.split('&').filter(|f| !f.is_empty()) {
+            let (k, v) = field.split_once('=').unwrap_or((field, ""));
+            let (k, v) = (decode_str(k)?, decode_str(v)?);
             if pairs.len() == MAX_FIELDS {
                 return Err(RpError::invalid_request("too many parameters"));
             }
@@ -188,6 +215,14 @@ fn decode(raw: &[u8]) -> Result<Cow<'_, str>, RpError> {
     String::from_utf8(out).map(Cow::Owned).map_err(|_| bad())
 }
 
+/// [`decode`] of a component already known to be UTF-8: borrowed unless it has `%` or `+`.
+fn decode_str(raw: &str) -> Result<Cow<'_, str>, RpError> {
+    match memchr::memchr2(b'%', b'+', raw.as_bytes()) {
+        None => Ok(Cow::Borrowed(raw)),
+        Some(_) => decode(raw.as_bytes()),
+    }
+}
+
 fn hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
@@ -210,6 +245,27 @@ pub fn printable(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utf8_bodies_parse_as_the_byte_path_does() {
+        let bodies: [&[u8]; 8] = [
+            b"a=1&b=%20x+y&&c&d=",
+            b"scope=openid%20mc_authn&login_hint=MSISDN:34600000001&binding_message=AAAA",
+            b"a=1&a=2",
+            b"a=%C3%A9&b=%FF",
+            b"=v&k==x",
+            b"x=caf\xc3\xa9&y=%",
+            b"",
+            b"&&&",
+        ];
+        for raw in bodies {
+            let show = |r: Result<Params<'_>, RpError>| {
+                r.map(|p| p.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect::<Vec<_>>())
+                    .map_err(|e| format!("{e:?}"))
+            };
+            assert_eq!(show(Params::parse(raw)), show(Params::parse_bytes(raw)), "{raw:?}");
+        }
+    }
 
     #[test]
     fn repeated_parameters_are_refused() {

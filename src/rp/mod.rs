@@ -27,6 +27,7 @@ pub mod sms_otp;
 pub mod token;
 pub mod token_code;
 pub mod userinfo;
+pub mod verified_secret;
 
 use crate::app::Gateway;
 use crate::msisdn::Msisdn;

@@ -116,25 +116,36 @@ impl fmt::Write for Escaping<'_> {
     }
 }
 
-/// Appends `s` JSON-escaped (without quotes).
+/// Appends `s` JSON-escaped (without quotes). Runs of plain bytes are found through a table
+/// and copied at once (a per-byte `match` cost ~20 instructions a byte).
 fn push_escaped(buf: &mut String, s: &str) {
+    /// Bytes that need an escape: control characters, DEL, `"` and `\`.
+    const NEEDS_ESCAPE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 0x20 {
+            t[b] = true;
+            b += 1;
+        }
+        t[0x7f] = true;
+        t[b'"' as usize] = true;
+        t[b'\\' as usize] = true;
+        t
+    };
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0..=0x1f | 0x7f => "",
-            _ => continue,
-        };
+    while let Some(n) = bytes[start..].iter().position(|&b| NEEDS_ESCAPE[b as usize]) {
+        let i = start + n;
         buf.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(buf, "\\u{b:04x}");
-        } else {
-            buf.push_str(esc);
+        match bytes[i] {
+            b'"' => buf.push_str("\\\""),
+            b'\\' => buf.push_str("\\\\"),
+            b'\n' => buf.push_str("\\n"),
+            b'\r' => buf.push_str("\\r"),
+            b'\t' => buf.push_str("\\t"),
+            b => {
+                let _ = write!(buf, "\\u{b:04x}");
+            }
         }
         start = i + 1;
     }
