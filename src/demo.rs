@@ -9,7 +9,7 @@ use crate::config::{self, Secret, ValidateOptions};
 use crate::server::admin::AdminService;
 use crate::server::conn::ConnOptions;
 use crate::server::tls::TlsMaterial;
-use crate::server::{bind, serve_all, BoundListeners};
+use crate::server::{bind, BoundListeners};
 use crate::sim::rp_sink::RpSink;
 use crate::sim::{SimConfig, SimNotification, SimOperator};
 use std::net::SocketAddr;
@@ -235,14 +235,20 @@ pub async fn start(opts: DemoOptions) -> Result<Demo, DemoError> {
         plain,
         admin: admin_l,
     };
-    let admin = Arc::new(AdminService::new(gateway.clone()));
+    // The same edge limits (in-flight and connection caps, drain flag) as `serve`.
+    let edge_metrics = crate::telemetry::metrics::EdgeMetrics::register(gateway.metrics.registry())
+        .map_err(|e| DemoError::Io(e.to_string()))?;
+    let edge = Arc::new(crate::server::edge::Edge::new(&loaded.config.edge, edge_metrics));
+    let admin = Arc::new(AdminService::new(gateway.clone()).with_control(None, Some(edge.clone())));
+    let instance =
+        crate::server::Instance { live: crate::server::reload::Live::new(gateway.clone()), edge: Some(edge) };
     let conn = ConnOptions {
         header_read_timeout: Duration::from_millis(loaded.config.server.header_read_timeout_ms),
         drain_timeout: Duration::from_millis(loaded.config.server.drain_timeout_ms),
         ..ConnOptions::default()
     };
     let purge = Duration::from_millis(loaded.config.store.purge_interval_ms);
-    let task = tokio::spawn(serve_all(gateway.clone(), listeners, admin.clone(), rx, conn, purge));
+    let task = tokio::spawn(crate::server::serve_all_live(instance, listeners, admin.clone(), rx, conn, purge));
     Ok(Demo {
         gateway,
         sims,
