@@ -17,7 +17,6 @@ pub mod runtime;
 pub mod tls;
 pub mod usage_csv;
 
-use crate::app::Gateway;
 use crate::rp::RpService;
 use admin::AdminService;
 use conn::ConnOptions;
@@ -64,23 +63,12 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 pub struct Instance {
     /// The gateway requests snapshot.
     pub live: Arc<Live>,
-    /// In-flight and connection caps, drain flag (`None`: unlimited, as in tests and `demo`).
+    /// In-flight and connection caps, drain flag (`None`: unlimited).
     pub edge: Option<Arc<Edge>>,
 }
 
-/// Serves the public listeners (public + plain) until shutdown; used by every worker.
-pub async fn serve_public(
-    gw: Arc<Gateway>,
-    public: std::net::TcpListener,
-    tls: Option<TlsAcceptor>,
-    plain: Option<std::net::TcpListener>,
-    shutdown: watch::Receiver<bool>,
-    opts: ConnOptions,
-) -> std::io::Result<()> {
-    serve_public_live(Instance { live: Live::new(gw), edge: None }, public, tls, plain, shutdown, opts).await
-}
-
-/// [`serve_public`] for a live (reloadable) gateway under edge limits.
+/// Serves the public listeners (public + plain) of a live (reloadable) gateway under its edge
+/// limits until shutdown; used by every worker.
 pub async fn serve_public_live(
     instance: Instance,
     public: std::net::TcpListener,
@@ -103,22 +91,10 @@ pub async fn serve_public_live(
     Ok(())
 }
 
-/// Serves everything of one instance on the current runtime: public listeners, admin listener,
-/// store purge. Returns after shutdown and drain.
-pub async fn serve_all(
-    gw: Arc<Gateway>,
-    listeners: BoundListeners,
-    admin: Arc<AdminService>,
-    shutdown: watch::Receiver<bool>,
-    opts: ConnOptions,
-    purge_interval: std::time::Duration,
-) -> std::io::Result<()> {
-    let instance = Instance { live: Live::new(gw), edge: None };
-    serve_all_live(instance, listeners, admin, shutdown, opts, purge_interval).await
-}
-
-/// [`serve_all`] for a live (reloadable) gateway under edge limits: the store purge and the
-/// ping/push driver follow reloads (the driver restarts on the new gateway, its schedule kept).
+/// Serves everything of one instance on the current runtime (public listeners, admin listener,
+/// store purge) for a live (reloadable) gateway under edge limits; returns after shutdown and
+/// drain. The store purge and the ping/push driver follow reloads (the driver restarts on the new
+/// gateway, its schedule kept).
 pub async fn serve_all_live(
     instance: Instance,
     listeners: BoundListeners,
