@@ -5,14 +5,16 @@
 # Starts the harness's three nginx backends, the gateway under valgrind (instrumentation off),
 # warms up, counts instructions over a fixed wrk load, and prints Ir/request.
 # Usage: benches/instructions.sh [connections]     (default 8; needs valgrind nginx wrk)
+#        PROFILE=perf-ab benches/instructions.sh   (fast A/B builds; compare like with like)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 RUN=${RUN_DIR:-/tmp/mcgate-instructions}
 C=${1:-8}
 mkdir -p "$RUN/logs"
-cargo build --release --quiet --manifest-path "$ROOT/Cargo.toml"
-BIN=$ROOT/target/release/mcgate
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --quiet --manifest-path "$ROOT/Cargo.toml"
+BIN=$ROOT/target/$PROFILE/mcgate
 sed -e "s|__RUN__|$RUN|g" -e "s|__WORKERS__|1|g" "$SHARED/nginx-upstreams.conf" >"$RUN/nginx-upstreams.conf"
 cp "$SHARED/post-msisdn.lua" "$SHARED/msisdn-prefixes.txt" "$RUN/"
 sed -i 's/i % 10000, rand(2147483647)/0, rand(2147483647)/' "$RUN/post-msisdn.lua"
