@@ -167,6 +167,7 @@ pub struct GatewaySecrets {
     pairwise: Vec<u8>,
     subscriber: Vec<u8>,
     sms_hmac: Vec<u8>,
+    log_pseudonym: Vec<u8>,
 }
 
 impl std::fmt::Debug for GatewaySecrets {
@@ -201,8 +202,8 @@ pub fn build(loaded: &LoadedConfig, opts: BuildOptions) -> Result<Gateway, Build
 /// Builds the gateway of a reloaded configuration. What must survive a reload is carried over
 /// from `carry_from`: the store (transactions), the metrics handles (new operators get their
 /// series; `opts.registry` is not used), the ping/push driver's schedule, the SMS transport and
-/// anti-pumping limits, generated signing keys and generated secrets (keys and secrets named by
-/// files are read again). Operator adapters, clients, routing and policies are rebuilt.
+/// anti-pumping limits, generated signing keys and generated secrets (pairwise, subscriber, SMS HMAC,
+/// log pseudonym; keys and secrets named by files are read again). Operator adapters, clients, routing and policies are rebuilt.
 pub fn build_with(loaded: &LoadedConfig, opts: BuildOptions, carry_from: &Gateway) -> Result<Gateway, BuildError> {
     build_inner(loaded, opts, Some(carry_from))
 }
@@ -297,9 +298,9 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
     let pairwise_secret = secret(&cfg.keys.pairwise_secret_file, old_secrets.as_ref().map(|s| &s.pairwise))?;
     let subscriber_secret = secret(&cfg.keys.subscriber_id_secret_file, old_secrets.as_ref().map(|s| &s.subscriber))?;
     let sms_hmac_secret = secret(&cfg.keys.sms_hmac_secret_file, old_secrets.as_ref().map(|s| &s.sms_hmac))?;
-    let log_pseudonym_secret = crate::tokens::load_or_generate_secret(
-        cfg.keys.log_pseudonym_secret_file.as_ref().map(|p| loaded.resolve(p)).as_deref(),
-    )?;
+    // Kept across a reload when generated, so one MSISDN keeps one `msisdn_ref` in the logs.
+    let log_pseudonym_secret =
+        secret(&cfg.keys.log_pseudonym_secret_file, old_secrets.as_ref().map(|s| &s.log_pseudonym))?;
     let store: Arc<dyn Store> = match carry {
         Some(old) => old.store.clone(),
         None => crate::store::select::build(&cfg.store, opts.clock.clone(), metrics.store.clone())?,
@@ -358,6 +359,7 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
             pairwise: pairwise_secret,
             subscriber: subscriber_secret,
             sms_hmac: sms_hmac_secret.clone(),
+            log_pseudonym: log_pseudonym_secret.clone(),
         }),
         metrics,
         ciba: cfg.ciba.clone(),
@@ -468,4 +470,37 @@ fn sms_fallback(
         None => Arc::new(crate::sms::limits::SmsLimits::new(&cfg.sms_limits, &cfg.clients, store, clock, metrics)),
     };
     Ok(SmsFallback { transport, limits, operators, clients })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_unvalidated, EMBEDDED_ROUTING_TOML};
+
+    fn options(cfg: &crate::config::Config) -> BuildOptions {
+        BuildOptions {
+            operator_secrets: cfg.operators.iter().map(|o| (o.id.clone(), Secret::new(String::from("s")))).collect(),
+            ported_csv: Some(String::new()),
+            ..BuildOptions::new()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_generated_secrets_so_log_references_stay_stable() {
+        let mut cfg = parse_unvalidated(EMBEDDED_ROUTING_TOML).unwrap();
+        // Clients whose keys live in files the unit test does not have.
+        cfg.clients.retain(|c| c.jwks_file.is_none() && c.jwks_uri.is_none() && c.jwks.is_none());
+        // Generated signing keys and secrets: nothing named by a file.
+        cfg.keys = Default::default();
+        let loaded = LoadedConfig { config: cfg, base_dir: ".".into() };
+        let first = build(&loaded, options(&loaded.config)).expect("first build");
+        let reloaded = build_with(&loaded, options(&loaded.config), &first).expect("reload");
+        let fresh = build(&loaded, options(&loaded.config)).expect("another instance");
+        let n = crate::msisdn::Msisdn::parse("+34600123456", &first.rules).unwrap();
+        let r = |g: &Gateway| g.msisdn_refs.reference(n).as_str().to_owned();
+        assert_eq!(r(&first), r(&reloaded), "a reload must not change an MSISDN's log reference");
+        assert_ne!(r(&first), r(&fresh), "a generated key is per process (no file configured)");
+        assert_eq!(first.secrets.pairwise, reloaded.secrets.pairwise);
+        assert_eq!(first.secrets.sms_hmac, reloaded.secrets.sms_hmac);
+    }
 }
