@@ -141,6 +141,12 @@ impl Pool {
 
     /// A new connection to the origin, its driver spawned on the current runtime.
     pub async fn connect(&self, scheme: &Scheme, authority: &Authority) -> Result<Sender, ConnectError> {
+        // Boxed (connections are rare): the handshake holds the TLS stream, which would otherwise
+        // enlarge the future of every caller of `call`, moved on every request.
+        Box::pin(self.open(scheme, authority)).await
+    }
+
+    async fn open(&self, scheme: &Scheme, authority: &Authority) -> Result<Sender, ConnectError> {
         let uri = Uri::builder().scheme(scheme.clone()).authority(authority.clone()).path_and_query("/").build()?;
         let io = tower::ServiceExt::oneshot(self.family.connector.clone(), uri).await?;
         let (tx, conn) = http1::handshake(io).await?;
