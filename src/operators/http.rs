@@ -98,7 +98,7 @@ impl PerThreadClient {
         self.clone()
     }
 
-    /// This thread's client.
+    /// The client for a call on this thread (each call takes this thread's pool).
     pub fn get(&self) -> &HttpClient {
         self
     }
@@ -112,8 +112,9 @@ impl PerThreadClient {
             .build(self.pool.connector().clone())
     }
 
-    /// The pools (tests and diagnostics).
-    pub fn pool(&self) -> &Pool {
+    /// The pools.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
 }

@@ -158,8 +158,9 @@ impl Pool {
         Ok(tx)
     }
 
-    /// Idle connections of the origin on this thread (tests and diagnostics).
-    pub fn idle_count(&self, scheme: &Scheme, authority: &Authority) -> usize {
+    /// Idle connections of the origin on this thread.
+    #[cfg(test)]
+    pub(crate) fn idle_count(&self, scheme: &Scheme, authority: &Authority) -> usize {
         self.with_origin(scheme, authority, |o| o.idle.len())
     }
 
