@@ -1,20 +1,3 @@
-//! The outbound HTTP client towards operators: one keep-alive pool per operator (hyper-util's
-//! client over rustls, certificates always verified, an operator-specific CA bundle allowed),
-//! and [`call`], which bounds a whole exchange by a timeout and classifies failures by whether
-//! the request can have reached the operator.
-//!
-//! Stale keep-alive connections: idle pooled connections are dropped after the per-operator
-//! `pool_idle_timeout_ms` (default 4 s, below Node's 5 s server keep-alive), so we rarely write
-//! on a connection the peer is closing. Two retries need no care from callers, since nothing
-//! was written: hyper-util's `retry_canceled_requests` (its default, set explicitly here) moves a
-//! request to another connection when the reused pooled one it was given turns out closed before
-//! any byte was written; and [`call`] retries ONCE a failed connection attempt (`is_connect`:
-//! refused, reset or TLS failure before the request). A connection that breaks after the
-//! request was written is never retried (`Broken`: the operator may have acted on it).
-//!
-//! Every call made inside a request or a driver step carries a `traceparent` of its trace
-//! ([`crate::telemetry::trace`]) and, at debug level, one log line (host, status, latency).
-
 //! The outbound HTTP client towards operators: per-worker-thread keep-alive pools of HTTP/1
 //! connections ([`super::http_pool`], over rustls, certificates always verified, an
 //! operator-specific CA bundle allowed), and [`call`], which bounds a whole exchange by a timeout
@@ -29,7 +12,9 @@
 //! attempt (`is_connect`: refused, reset or TLS failure before the request), within the
 //! operator's retry budget. A connection that breaks after the request was written is never
 //! retried (`Broken`: the operator may have acted on it). A connection goes back to this thread's
-//! pool only after its whole answer was read.
+//! pool only after its whole answer was read. Rare calls (metadata, JWKS) use the same pools
+//! ([`PerThreadClient::shared`]); the SMS provider, which reads answers itself, keeps hyper-util's
+//! client ([`PerThreadClient::legacy`]).
 //!
 //! Every call made inside a request or a driver step carries a `traceparent` of its trace
 //! ([`crate::telemetry::trace`]) and, at debug level, one log line (host, status, latency).
