@@ -177,15 +177,18 @@ impl Pool {
                 }
             };
             let origins = &mut pools[at].origins;
-            let at = match origins.iter().position(|o| o.scheme == *scheme && o.authority == *authority) {
-                Some(at) => at,
-                None => {
-                    let host = host_header(scheme, authority);
-                    let (scheme, authority) = (scheme.clone(), authority.clone());
-                    origins.push(OriginIdle { scheme, authority, host, idle: VecDeque::new() });
-                    origins.len() - 1
-                }
-            };
+            // Exact bytes (a memcmp): `Authority`'s own `==` ignores ASCII case byte by byte, at
+            // ≈ 250 instructions a comparison; differently cased spellings just get two entries.
+            let at =
+                match origins.iter().position(|o| o.authority.as_str() == authority.as_str() && o.scheme == *scheme) {
+                    Some(at) => at,
+                    None => {
+                        let host = host_header(scheme, authority);
+                        let (scheme, authority) = (scheme.clone(), authority.clone());
+                        origins.push(OriginIdle { scheme, authority, host, idle: VecDeque::new() });
+                        origins.len() - 1
+                    }
+                };
             f(&mut origins[at])
         })
     }
