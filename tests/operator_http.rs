@@ -53,13 +53,13 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 async fn a_connection_dropped_before_the_request_is_retried_exactly_once() {
     let (url, accepted, ca) = server(1).await;
     let clients = PerThreadClient::new(Duration::from_secs(1), Some(ca.path())).unwrap();
-    let resp = call(&clients.get(), request(&url), TIMEOUT).await.expect("the retry succeeds");
+    let resp = call(clients.get(), request(&url), TIMEOUT).await.expect("the retry succeeds");
     assert_eq!(resp.status, 200);
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "one failed connection, one retry");
 
     let (url, accepted, ca) = server(usize::MAX).await;
     let clients = PerThreadClient::new(Duration::from_secs(1), Some(ca.path())).unwrap();
-    let err = call(&clients.get(), request(&url), TIMEOUT).await.unwrap_err();
+    let err = call(clients.get(), request(&url), TIMEOUT).await.unwrap_err();
     assert!(matches!(err, CallError::Connect(_)), "{err:?}");
     assert!(err.nothing_sent());
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "exactly one retry");

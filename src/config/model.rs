@@ -395,6 +395,10 @@ pub struct OperatorConfig {
     /// be written on a connection the operator is closing (then "maybe delivered").
     #[serde(default = "default_pool_idle_timeout")]
     pub pool_idle_timeout_ms: u64,
+    /// Idle keep-alive connections kept per operator origin (scheme + host + port) and worker
+    /// thread; more are closed, the oldest first.
+    #[serde(default = "default_pool_max_idle_per_origin")]
+    pub pool_max_idle_per_origin: usize,
     /// How long the person has to answer the push before it counts as timed out, seconds.
     #[serde(default = "default_push_timeout")]
     pub push_timeout_s: u64,
@@ -571,6 +575,13 @@ pub const DEFAULT_POOL_IDLE_TIMEOUT_MS: u64 = 4_000;
 
 fn default_pool_idle_timeout() -> u64 {
     DEFAULT_POOL_IDLE_TIMEOUT_MS
+}
+
+/// Idle pooled connections kept per origin and worker thread (hyper-util's pool kept 1024).
+pub const DEFAULT_POOL_MAX_IDLE_PER_ORIGIN: usize = 1024;
+
+fn default_pool_max_idle_per_origin() -> usize {
+    DEFAULT_POOL_MAX_IDLE_PER_ORIGIN
 }
 
 /// SIM-swap check timeout, ms (L-01).

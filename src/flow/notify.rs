@@ -53,7 +53,7 @@ impl Notifier {
             .header(header::AUTHORIZATION, bearer)
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| DeliveryFailure::Connect)?;
-        match call(&self.clients.get(), req, Duration::from_millis(self.cfg.attempt_timeout_ms)).await {
+        match call(self.clients.get(), req, Duration::from_millis(self.cfg.attempt_timeout_ms)).await {
             Ok(resp) if resp.status.is_success() => Ok(()),
             Ok(_) => Err(DeliveryFailure::HttpStatus),
             Err(CallError::Connect(_)) => Err(DeliveryFailure::Connect),

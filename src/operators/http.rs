@@ -1,23 +1,30 @@
-//! The outbound HTTP client towards operators: one keep-alive pool per operator (hyper-util's
-//! client over rustls, certificates always verified, an operator-specific CA bundle allowed),
-//! and [`call`], which bounds a whole exchange by a timeout and classifies failures by whether
-//! the request can have reached the operator.
+//! The outbound HTTP client towards operators: per-worker-thread keep-alive pools of HTTP/1
+//! connections ([`super::http_pool`], over rustls, certificates always verified, an
+//! operator-specific CA bundle allowed), and [`call`], which bounds a whole exchange by a timeout
+//! and classifies failures by whether the request can have reached the operator.
 //!
-//! Stale keep-alive connections: idle pooled connections are dropped after the per-operator
+//! Stale keep-alive connections: idle pooled connections are never used after the per-operator
 //! `pool_idle_timeout_ms` (default 4 s, below Node's 5 s server keep-alive), so we rarely write
 //! on a connection the peer is closing. Two retries need no care from callers, since nothing
-//! was written: hyper-util's `retry_canceled_requests` (its default, set explicitly here) moves a
-//! request to another connection when the reused pooled one it was given turns out closed before
-//! any byte was written; and [`call`] retries ONCE a failed connection attempt (`is_connect`:
-//! refused, reset or TLS failure before the request). A connection that breaks after the
-//! request was written is never retried (`Broken`: the operator may have acted on it).
+//! was written: a request given a reused pooled connection that turns out closed before any
+//! byte was written moves to the next idle connection or a new one (hyper hands the unsent
+//! request back: nothing is cloned up front); and [`call`] retries ONCE a failed connection
+//! attempt (`is_connect`: refused, reset or TLS failure before the request), within the
+//! operator's retry budget. A connection that breaks after the request was written is never
+//! retried (`Broken`: the operator may have acted on it). A connection goes back to this thread's
+//! pool only after its whole answer was read. Rare calls (metadata, JWKS) use the same pools
+//! ([`PerThreadClient::shared`]); the SMS provider, which reads answers itself, keeps hyper-util's
+//! client ([`PerThreadClient::legacy`]).
 //!
 //! Every call made inside a request or a driver step carries a `traceparent` of its trace
 //! ([`crate::telemetry::trace`]) and, at debug level, one log line (host, status, latency).
 
+use super::http_pool::{Pool, PoolSettings, Sender};
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::uri::{Authority, Scheme};
+use http::{header, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -25,8 +32,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Pooled client to one operator.
-pub type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The client [`call`] takes: a family of per-thread pools (see [`PerThreadClient`]).
+pub type HttpClient = PerThreadClient;
+
+/// hyper-util's pooled client, for callers that stream answers themselves (the SMS provider).
+pub type LegacyClient = Client<Connector, Full<Bytes>>;
 
 /// Largest operator answer read, bytes.
 pub const MAX_OPERATOR_BODY: usize = 256 * 1024;
@@ -34,65 +44,63 @@ pub const MAX_OPERATOR_BODY: usize = 256 * 1024;
 /// HTTPS-or-HTTP connector with verified certificates.
 pub type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
-/// A pooled client over `connector` (its own, empty pool); idle connections are dropped after
-/// `pool_idle_timeout`.
-pub fn client_from(connector: Connector, pool_idle_timeout: Duration) -> HttpClient {
-    Client::builder(TokioExecutor::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(pool_idle_timeout)
-        .pool_max_idle_per_host(1024)
-        // Relied on (hyper-util's default): an unwritten request on a dead reused connection moves on.
-        .retry_canceled_requests(true)
-        .build(connector)
-}
-
 /// One pool per worker thread. A pooled connection is driven by a task on the runtime that
 /// opened it; with one runtime per core, sharing a pool would make most requests wake another
-/// thread (and wait for it). Each thread lazily gets its own client over the shared connector.
+/// thread (and wait for it). Each thread lazily gets its own pools over the shared connector;
+/// clones share them.
+#[derive(Debug, Clone)]
 pub struct PerThreadClient {
-    id: u64,
-    connector: Connector,
-    pool_idle_timeout: Duration,
+    pool: Pool,
 }
 
 impl PerThreadClient {
     /// A per-thread client family over one connector configuration; `extra_ca` is a PEM bundle
     /// trusted in addition to the public roots.
     pub fn new(connect_timeout: Duration, extra_ca: Option<&Path>) -> Result<Self, String> {
-        static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Ok(Self {
-            id,
-            connector: build_connector(connect_timeout, extra_ca)?,
-            pool_idle_timeout: Duration::from_millis(crate::config::model::DEFAULT_POOL_IDLE_TIMEOUT_MS),
-        })
+        let settings = PoolSettings {
+            idle_timeout: Duration::from_millis(crate::config::model::DEFAULT_POOL_IDLE_TIMEOUT_MS),
+            max_idle: crate::config::model::DEFAULT_POOL_MAX_IDLE_PER_ORIGIN,
+        };
+        Ok(Self { pool: Pool::new(build_connector(connect_timeout, extra_ca)?, settings) })
     }
 
     /// The same family with idle pooled connections dropped after `timeout` (set before use).
-    pub fn with_pool_idle_timeout(mut self, timeout: Duration) -> Self {
-        self.pool_idle_timeout = timeout;
+    pub fn with_pool_idle_timeout(self, timeout: Duration) -> Self {
+        let settings = PoolSettings { idle_timeout: timeout, ..self.pool.settings() };
+        Self { pool: self.pool.with_settings(settings) }
+    }
+
+    /// The same family keeping at most `max_idle` idle connections per origin and thread (set
+    /// before use).
+    pub fn with_pool_max_idle(self, max_idle: usize) -> Self {
+        let settings = PoolSettings { max_idle, ..self.pool.settings() };
+        Self { pool: self.pool.with_settings(settings) }
+    }
+
+    /// A handle for rare calls (metadata, JWKS) from any thread: the same family, each thread
+    /// using its own pool.
+    pub fn shared(&self) -> HttpClient {
+        self.clone()
+    }
+
+    /// The client for a call on this thread (each call takes this thread's pool).
+    pub fn get(&self) -> &HttpClient {
         self
     }
 
-    /// A client with a pool of its own, on whichever thread uses it (rare calls: metadata, JWKS).
-    pub fn shared(&self) -> HttpClient {
-        client_from(self.connector.clone(), self.pool_idle_timeout)
+    /// A hyper-util client with a pool of its own over the same connector and idle timeout.
+    pub fn legacy(&self) -> LegacyClient {
+        Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(self.pool.settings().idle_timeout)
+            .pool_max_idle_per_host(self.pool.settings().max_idle)
+            .build(self.pool.connector().clone())
     }
 
-    /// This thread's client.
-    pub fn get(&self) -> HttpClient {
-        thread_local! {
-            static CLIENTS: std::cell::RefCell<Vec<(u64, HttpClient)>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        CLIENTS.with(|clients| {
-            let mut clients = clients.borrow_mut();
-            if let Some((_, c)) = clients.iter().find(|(id, _)| *id == self.id) {
-                return c.clone();
-            }
-            let c = client_from(self.connector.clone(), self.pool_idle_timeout);
-            clients.push((self.id, c.clone()));
-            c
-        })
+    /// The pools.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
     }
 }
 
@@ -191,27 +199,20 @@ pub async fn call(
 
 async fn exchange(
     client: &HttpClient,
-    req: Request<Full<Bytes>>,
+    mut req: Request<Full<Bytes>>,
     timeout: Duration,
 ) -> Result<OperatorResponse, CallError> {
     let exchange = async {
-        // A failed connection attempt wrote nothing: one more attempt on a fresh connection.
-        let again = copy_request(&req);
-        let resp = match client.request(req).await {
-            // Within the operator's retry budget, after a 50–250 ms pause (L-03).
-            Err(e) if e.is_connect() && super::resilience::may_retry("connect") => {
-                super::resilience::retry_pause().await;
-                client.request(again).await
-            }
-            r => r,
+        // The URI's scheme and authority pick the pool; HTTP/1 sends the path (origin form).
+        let uri = std::mem::take(req.uri_mut()).into_parts();
+        let (Some(scheme), Some(authority)) = (uri.scheme, uri.authority) else {
+            return Err(CallError::Broken("the request URI must be absolute".into()));
+        };
+        if let Some(path) = uri.path_and_query.filter(|p| p.as_str() != "/") {
+            *req.uri_mut() = Uri::from(path);
         }
-        .map_err(|e| {
-            if e.is_connect() {
-                CallError::Connect(error_chain(&e))
-            } else {
-                CallError::Broken(error_chain(&e))
-            }
-        })?;
+        let pool = &client.pool;
+        let (tx, resp) = send(pool, &scheme, &authority, req).await?;
         let status = resp.status();
         let body = Limited::new(resp.into_body(), MAX_OPERATOR_BODY)
             .collect()
@@ -224,6 +225,7 @@ async fn exchange(
                 }
             })?
             .to_bytes();
+        pool.checkin(&scheme, &authority, tx);
         Ok(OperatorResponse { status, body })
     };
     match tokio::time::timeout(timeout, exchange).await {
@@ -232,14 +234,55 @@ async fn exchange(
     }
 }
 
-/// Method, URI, version, headers and body of `req` (extensions are not used here).
-fn copy_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut copy = Request::new(req.body().clone());
-    *copy.method_mut() = req.method().clone();
-    *copy.uri_mut() = req.uri().clone();
-    *copy.version_mut() = req.version();
-    *copy.headers_mut() = req.headers().clone();
-    copy
+/// Sends `req` (origin form) on this thread's most recent idle connection to the origin, or a
+/// new one; an unwritten request on a reused connection found closed moves on to the next.
+async fn send(
+    pool: &Pool,
+    scheme: &Scheme,
+    authority: &Authority,
+    mut req: Request<Full<Bytes>>,
+) -> Result<(Sender, Response<Incoming>), CallError> {
+    let (mut idle, host) = pool.checkout_with_host(scheme, authority);
+    if let Some(host) = host {
+        req.headers_mut().entry(header::HOST).or_insert(host);
+    }
+    loop {
+        let (mut tx, reused) = match idle.take() {
+            Some(mut tx) => {
+                // Ready once its driver took the previous exchange's end; an error: it closed.
+                if !tx.is_ready() && tx.ready().await.is_err() {
+                    idle = pool.checkout(scheme, authority);
+                    continue;
+                }
+                (tx, true)
+            }
+            None => (connect(pool, scheme, authority).await?, false),
+        };
+        match tx.try_send_request(req).await {
+            Ok(resp) => return Ok((tx, resp)),
+            Err(mut e) => match e.take_message() {
+                // Nothing written on a reused connection that closed meanwhile: the next one.
+                Some(unsent) if reused => {
+                    req = unsent;
+                    idle = pool.checkout(scheme, authority);
+                }
+                _ => return Err(CallError::Broken(error_chain(&e.into_error()))),
+            },
+        }
+    }
+}
+
+/// A new connection; a failed attempt wrote nothing: one more within the operator's retry
+/// budget, after a 50–250 ms pause (L-03).
+async fn connect(pool: &Pool, scheme: &Scheme, authority: &Authority) -> Result<Sender, CallError> {
+    match pool.connect(scheme, authority).await {
+        Err(_) if super::resilience::may_retry("connect") => {
+            super::resilience::retry_pause().await;
+            pool.connect(scheme, authority).await
+        }
+        r => r,
+    }
+    .map_err(|e| CallError::Connect(error_chain(&*e)))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

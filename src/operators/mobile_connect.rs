@@ -107,7 +107,8 @@ impl MobileConnectCiba {
         let connect_timeout = Duration::from_millis(cfg.connect_timeout_ms);
         let clients = PerThreadClient::new(connect_timeout, ca.as_deref())
             .map_err(err)?
-            .with_pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms));
+            .with_pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
+            .with_pool_max_idle(cfg.pool_max_idle_per_origin);
         let algorithms = cfg
             .id_token_algs
             .iter()
@@ -174,12 +175,12 @@ impl MobileConnectCiba {
         // retry budget (L-03). A code redemption may have used the code: never retried.
         let retry_form = matches!(on_failure, OperatorAnswer::Pending { .. }).then(|| request.body().clone());
         let started = Instant::now();
-        let mut result = call(&self.clients.get(), request, self.call_timeout).await;
+        let mut result = call(self.clients.get(), request, self.call_timeout).await;
         if let Some(body) = retry_form {
             if matches!(&result, Ok(r) if r.status.is_server_error()) && super::resilience::may_retry("token") {
                 super::resilience::retry_pause().await;
                 if let Ok(again) = self.form_request_body(token, body) {
-                    result = call(&self.clients.get(), again, self.call_timeout).await;
+                    result = call(self.clients.get(), again, self.call_timeout).await;
                 }
             }
         }
@@ -418,7 +419,7 @@ impl OperatorBackend for MobileConnectCiba {
         })?;
         let request = self.form_request(backchannel, form).map_err(|e| PushError::Rejected(e.to_string()))?;
         let started = Instant::now();
-        let result = call(&self.clients.get(), request, self.call_timeout).await;
+        let result = call(self.clients.get(), request, self.call_timeout).await;
         self.metrics.bc_seconds.observe(started.elapsed().as_secs_f64());
         self.acknowledgement(result)
     }

@@ -7,6 +7,7 @@
 pub mod callback;
 pub mod form_body;
 pub mod http;
+pub mod http_pool;
 pub mod id_token;
 pub mod metadata;
 pub mod mobile_connect;

@@ -98,7 +98,8 @@ impl SimSwapClient {
         let connect = Duration::from_millis(cfg.connect_timeout_ms).min(timeout);
         let clients = PerThreadClient::new(connect, ca.as_deref())
             .map_err(err)?
-            .with_pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms));
+            .with_pool_idle_timeout(Duration::from_millis(cfg.pool_idle_timeout_ms))
+            .with_pool_max_idle(cfg.pool_max_idle_per_origin);
         let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
@@ -124,7 +125,7 @@ impl SimSwapClient {
         else {
             return SimSwapStatus::Unknown;
         };
-        let status = match call(&self.clients.get(), req, self.timeout).await {
+        let status = match call(self.clients.get(), req, self.timeout).await {
             Ok(resp) if resp.status == StatusCode::OK => parse_answer(&resp.body),
             Ok(resp) => {
                 tracing::warn!(operator = %self.operator, status = resp.status.as_u16(), code = %camara_code(&resp.body), "SIM swap check refused");

@@ -275,7 +275,7 @@ impl SimOperator {
         else {
             return;
         };
-        let status = crate::operators::http::call(&client.get(), req, Duration::from_secs(5))
+        let status = crate::operators::http::call(client.get(), req, Duration::from_secs(5))
             .await
             .map(|r| r.status.as_u16())
             .unwrap_or(0);

@@ -193,7 +193,7 @@ impl OperatorBackend for MobileConnectSi {
             .finish();
         let http_request = self.base.form_request(endpoint, form).map_err(|e| PushError::Rejected(e.to_string()))?;
         let started = Instant::now();
-        let result = call(&self.base.clients.get(), http_request, self.base.call_timeout).await;
+        let result = call(self.base.clients.get(), http_request, self.base.call_timeout).await;
         self.si_seconds.observe(started.elapsed().as_secs_f64());
         self.base.acknowledgement(result)
     }

@@ -156,9 +156,8 @@ impl SimOperator {
         let client = self.callbacks.as_ref().ok_or("no HTTP client")?;
         let req =
             Request::builder().method(Method::GET).uri(url).body(Full::new(Bytes::new())).map_err(|e| e.to_string())?;
-        let resp = crate::operators::http::call(&client.get(), req, Duration::from_secs(5))
-            .await
-            .map_err(|e| e.to_string())?;
+        let resp =
+            crate::operators::http::call(client.get(), req, Duration::from_secs(5)).await.map_err(|e| e.to_string())?;
         serde_json::from_slice(&resp.body).map_err(|e| format!("gateway JWKS: {e}"))
     }
 

@@ -10,7 +10,7 @@
 //! `Pending`.
 
 use crate::config::Secret;
-use crate::operators::http::{HttpClient, PerThreadClient};
+use crate::operators::http::{LegacyClient, PerThreadClient};
 use crate::sms::{DeliveryState, OutgoingSms, SmsError, SmsTransport, SubmitReceipt};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -39,7 +39,7 @@ pub struct HttpTransport {
     settings: HttpSettings,
     uri: http::Uri,
     auth: HeaderValue,
-    client: HttpClient,
+    client: LegacyClient,
 }
 
 impl HttpTransport {
@@ -49,7 +49,7 @@ impl HttpTransport {
         let mut auth = HeaderValue::from_str(&format!("Bearer {}", settings.api_key.expose()))
             .map_err(|_| "sms.transport.http: the API key is not a valid header value".to_string())?;
         auth.set_sensitive(true);
-        let client = PerThreadClient::new(settings.connect_timeout, None)?.shared();
+        let client = PerThreadClient::new(settings.connect_timeout, None)?.legacy();
         Ok(Self { settings, uri, auth, client })
     }
 
