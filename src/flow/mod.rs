@@ -18,6 +18,7 @@ pub mod driver;
 pub mod fallback;
 pub mod notify;
 pub mod poll;
+pub mod poll_cache;
 pub mod progress;
 pub mod redirect;
 pub mod sms_start;
