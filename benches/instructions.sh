@@ -12,6 +12,10 @@
 #                       prints Redis commands per request (INFO commandstats over the counted run)
 #        COUNT=strace   run the gateway natively and count its syscalls per request
 #                       (`strace -c -f`) instead of instructions
+#        COUNT=rps      run the gateway natively and print wrk's req/s (wall clock: only for a
+#                       rough A/B on a quiet machine) and the CPU time per request of the
+#                       gateway (user, sys) and redis-server; PERF=1 also samples the gateway
+#                       with `perf record -g` into $RUN/perf.data
 #        BUILD=0        skip `cargo build` (use the existing binary, or BIN=path)
 #        PORT_OFFSET=N  add N to every port (gateway 8088/8089, backends 9101-9103): runs beside
 #                       another bench on the same machine
@@ -47,7 +51,7 @@ if [[ $STORE == redis ]]; then
 fi
 nginx -p "$RUN" -c "$RUN/nginx-upstreams.conf" &
 PIDS+=($!)
-if [[ $COUNT == strace ]]; then
+if [[ $COUNT == strace || $COUNT == rps ]]; then
   "$BIN" serve --config "$RUN/bench-routing.toml" >/dev/null 2>"$RUN/logs/gateway.log" &
 else
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$RUN/callgrind.out.%p" \
@@ -81,6 +85,15 @@ if [[ $COUNT == strace ]]; then
   sleep 1
   out=$(load 4s)
   kill -INT $ST; wait $ST 2>/dev/null || true
+elif [[ $COUNT == rps ]]; then
+  # CPU (user+sys, clock ticks) of the gateway and of redis-server over the run.
+  utime() { awk '{print $14}' "/proc/$1/stat"; }
+  stime() { awk '{print $15}' "/proc/$1/stat"; }
+  GU0=$(utime $GW) GS0=$(stime $GW); [[ $STORE != redis ]] || R0=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
+  [[ -z ${PERF:-} ]] || { perf record -q -F 499 --call-graph dwarf,16384 -o "$RUN/perf.data" -p $GW 2>/dev/null & PF=$!; }
+  out=$(load "${DURATION:-5}s")
+  [[ -z ${PERF:-} ]] || { kill -INT $PF; wait $PF 2>/dev/null || true; }
+  GU1=$(utime $GW) GS1=$(stime $GW); [[ $STORE != redis ]] || R1=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
 else
   callgrind_control -i on $GW >/dev/null
   out=$(load 5s)
@@ -90,7 +103,13 @@ else
 fi
 reqs=$(echo "$out" | awk '/requests in/ {print $1}')
 non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
-if [[ $COUNT == strace ]]; then
+if [[ $COUNT == rps ]]; then
+  tick=$(getconf CLK_TCK)
+  us() { awk -v t="$1" -v k="$tick" -v n="$reqs" 'BEGIN {printf "%.1f", t * 1e6 / k / n}'; }
+  cpu="gateway user $(us $((GU1 - GU0))) us + sys $(us $((GS1 - GS0))) us"
+  [[ $STORE != redis ]] || cpu="$cpu, redis-server $(us $((R1 - R0))) us"
+  echo "case=$CASE store=$STORE requests=$reqs non2xx=${non2xx:-0} req/s=$(echo "$out" | awk '/Requests\/sec/ {print $2}') CPU/request: $cpu"
+elif [[ $COUNT == strace ]]; then
   echo "requests=$reqs non2xx=${non2xx:-0} syscalls per request ($RUN/strace.txt):"
   awk -v n="$reqs" '$1 ~ /^[0-9.]+$/ && NF >= 5 {printf "  %-16s %6.2f\n", $NF, $4 / n}' "$RUN/strace.txt" | sort -k2 -nr | head -12
 else
