@@ -9,7 +9,8 @@
 #        CASE=poll      the token poll of store-bench.sh (one pending auth_req_id polled in a
 #                       loop) instead of bc-authorize
 #        STORE=redis    a private redis-server on an ephemeral loopback port as the [store]; also
-#                       prints Redis commands per request (INFO commandstats over the counted run)
+#                       prints Redis commands per request (INFO commandstats over the counted run);
+#                       STORE_CONF='connections = 1' adds lines to that [store] section
 #        COUNT=strace   run the gateway natively and count its syscalls per request
 #                       (`strace -c -f`) instead of instructions
 #        COUNT=rps      run the gateway natively and print wrk's req/s (wall clock: only for a
@@ -47,7 +48,7 @@ if [[ $STORE == redis ]]; then
   redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$RUN" >"$RUN/logs/redis.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 50); do [[ $(redis-cli -p "$RPORT" ping 2>/dev/null) == PONG ]] && break; sleep 0.1; done
-  printf '\n[store]\nkind = "redis"\nurl = "redis://127.0.0.1:%s/"\n' "$RPORT" >>"$RUN/bench-routing.toml"
+  printf '\n[store]\nkind = "redis"\nurl = "redis://127.0.0.1:%s/"\n%b\n' "$RPORT" "${STORE_CONF:-}" >>"$RUN/bench-routing.toml"
 fi
 nginx -p "$RUN" -c "$RUN/nginx-upstreams.conf" &
 PIDS+=($!)
