@@ -120,6 +120,8 @@ pub struct Gateway {
     pub clients: ClientRegistry,
     /// Transactions.
     pub store: Arc<dyn Store>,
+    /// Last seen versions of polled transactions (Redis store only; empty otherwise).
+    pub poll_cache: Arc<crate::flow::poll_cache::PollCache>,
     /// Token issuance.
     pub tokens: TokenIssuer,
     /// Pairwise subjects.
@@ -352,6 +354,14 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
         operators,
         operator_info,
         clients,
+        poll_cache: match carry {
+            Some(old) => old.poll_cache.clone(),
+            // The memory store's read is as cheap as the cache: no cache there.
+            None => Arc::new(crate::flow::poll_cache::PollCache::new(match cfg.store.kind.as_str() {
+                "redis" => cfg.store.poll_cache_slots,
+                _ => 0,
+            })),
+        },
         store,
         pairwise: PairwiseSubjects::new(&pairwise_secret),
         subscriber_ids: SubscriberIds::new(&subscriber_secret),

@@ -86,3 +86,33 @@ async fn redis_store_round_trip_fails_closed_and_recovers() {
     assert!(ops >= 3.0, "store operations timed: {ops}");
     demo.stop().await;
 }
+
+/// The poll cache is a hint, never an answer: a transaction another writer moved after this
+/// instance cached it (here: denied, written straight into Redis as another instance would)
+/// is answered from the store's value, not from the cached pending one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poll_on_a_stale_cached_version_answers_from_the_current_one() {
+    let redis = TestRedis::start();
+    let url = redis.url();
+    let demo =
+        support::start_demo_with(|t| t.replace("kind = \"memory\"", &format!("kind = \"redis\"\nurl = \"{url}\"")))
+            .await;
+    let rp = Rp::new(&demo);
+    let ack = rp.bc_authorize("MSISDN:34700000013").await; // the simulator never answers it
+    assert_eq!(ack.status, 200, "{:?}", ack.body);
+    let id = ack.body["auth_req_id"].as_str().unwrap().to_owned();
+    rp.token(&id).await; // due: asks the operator
+    assert_eq!(rp.token(&id).await.error(), "slow_down", "early: written, and cached");
+
+    // Another writer denies it: new JSON, version bumped.
+    let key = format!("mcgate:tx:{{{id}}}");
+    let reply = redis.command(&["HGET", &key, "d"]);
+    let json = reply.split_once("\r\n").map(|(_, rest)| rest.trim_end_matches("\r\n")).unwrap();
+    assert!(json.contains(r#""state":{"state":"pending_push"}"#), "{json}");
+    let denied = json.replace(r#""state":{"state":"pending_push"}"#, r#""state":{"state":"denied"}"#);
+    assert_eq!(redis.command(&["HSET", &key, "d", &denied]), ":0\r\n");
+    redis.command(&["HINCRBY", &key, "v", "1"]);
+
+    assert_eq!(rp.token(&id).await.error(), "access_denied", "the store's value, not the cached one");
+    demo.stop().await;
+}

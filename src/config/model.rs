@@ -265,7 +265,8 @@ pub struct StoreConfig {
     /// Redis: connect deadline of one (re)connection attempt, milliseconds (default 500).
     #[serde(default = "default_redis_timeout_ms")]
     pub connect_timeout_ms: u64,
-    /// Redis: multiplexed connections per instance, used round robin (default 2).
+    /// Redis: multiplexed connections per worker thread, opened lazily by each thread and used
+    /// round robin (default 2).
     #[serde(default = "default_redis_connections")]
     pub connections: usize,
     /// Redis: period of the background health probe behind `/ready`, milliseconds (default
@@ -275,6 +276,10 @@ pub struct StoreConfig {
     /// Redis: longest wait between reconnection attempts, milliseconds (default 1000).
     #[serde(default = "default_redis_health_ms")]
     pub reconnect_max_delay_ms: u64,
+    /// Redis: transactions whose last seen version this instance keeps, so an RP's poll writes
+    /// without reading first ([`crate::flow::poll_cache`]; default 4096, 0 = off).
+    #[serde(default = "default_poll_cache_slots")]
+    pub poll_cache_slots: usize,
 }
 
 impl Default for StoreConfig {
@@ -290,6 +295,7 @@ impl Default for StoreConfig {
             connections: default_redis_connections(),
             health_interval_ms: default_redis_health_ms(),
             reconnect_max_delay_ms: default_redis_health_ms(),
+            poll_cache_slots: default_poll_cache_slots(),
         }
     }
 }
@@ -511,6 +517,9 @@ fn default_redis_timeout_ms() -> u64 {
 }
 fn default_redis_connections() -> usize {
     2
+}
+fn default_poll_cache_slots() -> usize {
+    4096
 }
 fn default_redis_health_ms() -> u64 {
     1_000

@@ -18,6 +18,7 @@ pub mod driver;
 pub mod fallback;
 pub mod notify;
 pub mod poll;
+pub mod poll_cache;
 pub mod progress;
 pub mod redirect;
 pub mod sms_start;
@@ -197,7 +198,9 @@ pub struct AuthResult {
 /// One authentication.
 ///
 /// `Default` exists so constructors can name only what they set (`..Default::default()`); new
-/// optional parts of a flow are added as `Option<…>` fields with `#[serde(default)]`.
+/// optional parts of a flow are added as `Option<…>` fields with `#[serde(default,
+/// skip_serializing_if = "Option::is_none")]`: the stored JSON (Redis) leaves out what is not
+/// set, and a record without a field reads it as `None`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
     /// Gateway auth_req_id (256 random bits, base64url).
@@ -219,6 +222,7 @@ pub struct Transaction {
     /// Lowest acr the RP accepts.
     pub acr_floor: u8,
     /// RP's binding message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub binding_message: Option<String>,
     /// Creation time, ms.
     pub created_at_ms: u64,
@@ -231,42 +235,44 @@ pub struct Transaction {
     /// After this, a push with no answer counts as timed out, ms.
     pub push_deadline_ms: u64,
     /// The operator's transaction, once it accepted ours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_ref: Option<OperatorRef>,
     /// Set on approval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<AuthResult>,
     /// The browser (authorization code) flow's values; `None` for CIBA.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub redirect: Option<redirect::RedirectFlow>,
     /// The RP's `client_notification_token` (ping/push clients; never logged).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_notification_token: Option<NotificationToken>,
     /// Ping/push delivery to the RP so far.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notification: Option<Notification>,
     /// SHA-256 (hex) of the secret half of the `client_notification_token` we gave the operator
     /// (`<id>.<secret>`), when the operator pings or pushes us.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_notify_sha256: Option<String>,
     /// Delivery chosen by the request (Mobile Connect server-initiated), in preference to the
     /// client's registered mode; `None`: the client's mode.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<delivery::RequestDelivery>,
     /// The RP's `nonce` for the ID token (Mobile Connect server-initiated; the redirect flow
     /// keeps its own in [`redirect::RedirectFlow`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<String>,
     /// A fetch of the operator's result is in flight until this time, ms: set by whoever claims
     /// the operator poll slot (RP poll, driver, operator ping), cleared when its answer is
     /// applied. An operator hands a result out once, so nobody else fetches meanwhile.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_fetch_until_ms: Option<u64>,
     /// The SMS fallback's code or confirm link (HMAC only), attempts and sends
     /// ([`crate::sms::otp`]); `None` while no SMS was armed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms: Option<crate::sms::otp::SmsState>,
     /// W3C trace id (32 hex) of the request that created the transaction: the driver's later
     /// operator calls for it join this trace ([`crate::telemetry::trace`]).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
 }
 

@@ -45,6 +45,20 @@ pub enum Step {
 
 /// Compare-and-set with the transition metric; `Some(new_version)` when applied.
 pub async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction) -> Result<Option<u64>, StoreError> {
+    Ok(match cas_or_current(gw, version, old, new).await? {
+        CasResult::Applied { version } => Some(version),
+        CasResult::Conflict { .. } => None,
+    })
+}
+
+/// [`cas`] that keeps what a lost compare-and-set hands back: the value it lost to (`None`: the
+/// transaction is gone), as fresh as a read.
+pub async fn cas_or_current(
+    gw: &Gateway,
+    version: u64,
+    old: &Transaction,
+    new: Transaction,
+) -> Result<CasResult, StoreError> {
     let (from, to, new_state) = (old.state.as_str(), new.state.as_str(), new.state);
     let retain = new.retain_until_ms(gw.ciba.terminal_retention_s * 1000);
     let counted = gw.metrics.auth.moved(old.state, &new);
@@ -59,9 +73,9 @@ pub async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction
                     gw.metrics.failed(reason.as_str());
                 }
             }
-            Ok(Some(version))
+            Ok(CasResult::Applied { version })
         }
-        CasResult::Conflict { .. } => Ok(None),
+        conflict => Ok(conflict),
     }
 }
 

@@ -440,17 +440,21 @@ pub async fn after_push(gw: &Gateway, tx: &Transaction, signal: SignalClass) -> 
     }
 }
 
+/// Whether [`on_push_deadline`] would start the SMS fallback for `tx` at `now_ms`: a pending push
+/// past its deadline, no operator fetch in flight, the client opted in to SMS.
+pub fn push_deadline_due(gw: &Gateway, tx: &Transaction, now_ms: u64) -> bool {
+    tx.state == TxState::PendingPush
+        && timing(tx, now_ms) == Timing::AfterPushDeadline
+        && !tx.operator_fetch_in_flight(now_ms)
+        && gw.sms.opted_in(&tx.client_id)
+}
+
 /// The push deadline of a `pending_push` transaction (held at `version`) has passed: for an
 /// opted-in client, the "maybe delivered" push falls back to SMS now (one SMS only: the
 /// compare-and-set from `version` decides; a lost race leaves that SMS's link dead). Returns
 /// whether the transaction was rewritten (the caller re-reads it).
 pub async fn on_push_deadline(gw: &Gateway, tx: &Transaction, version: u64) -> Result<bool, crate::store::StoreError> {
-    let now = gw.clock.now_ms();
-    if tx.state != TxState::PendingPush
-        || timing(tx, now) != Timing::AfterPushDeadline
-        || tx.operator_fetch_in_flight(now)
-        || !gw.sms.opted_in(&tx.client_id)
-    {
+    if !push_deadline_due(gw, tx, gw.clock.now_ms()) {
         return Ok(false);
     }
     let Some(next) = after_push(gw, tx, SignalClass::PushTimeout).await else { return Ok(false) };

@@ -315,15 +315,17 @@ async fn store_and_ack(
     // store must not turn the RP's `requested_expiry=2` into `expires_in: 1`.
     let expires_in = tx.expires_at_ms.saturating_sub(now).div_ceil(1000);
     // The operator accepted the push (it answered with its own id): it counts, stored or not.
-    if tx.operator_ref.is_some() {
-        gw.usage.push_accepted(&tx.client_id, &tx.operator).await;
-    }
+    // Counted while the insert is under way: both store calls leave in one write and share one
+    // round trip.
+    let accepted = tx.operator_ref.is_some().then(|| (tx.client_id.clone(), tx.operator.clone()));
     let audit = gw.audit.started_event(&tx);
     let counted = gw.metrics.auth.created(&tx);
-    gw.store
-        .insert(tx, retain)
-        .await
-        .map_err(|e| RpError::TemporarilyUnavailable(format!("transaction store: {e}").into()))?;
+    let (inserted, ()) = tokio::join!(gw.store.insert(tx, retain), async {
+        if let Some((client, operator)) = &accepted {
+            gw.usage.push_accepted(client, operator).await;
+        }
+    });
+    inserted.map_err(|e| RpError::TemporarilyUnavailable(format!("transaction store: {e}").into()))?;
     gw.audit.emit(audit).await;
     gw.metrics.transition(None, Some(state.as_str()));
     counted.inc();

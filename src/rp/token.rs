@@ -8,12 +8,14 @@ use super::form::Params;
 use super::RequestLog;
 use crate::app::Gateway;
 use crate::flow::poll::{plan_poll, PollPlan};
+use crate::flow::poll_cache::Cached;
 use crate::flow::progress::{self, ProgressError, Step};
 use crate::flow::{DeliveryMode, Transaction, TxState};
-use crate::store::Versioned;
+use crate::store::{CasResult, Versioned};
 use bytes::Bytes;
 use http::{HeaderMap, Response, StatusCode};
 use http_body_util::Full;
+use std::sync::Arc;
 
 const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 /// Attempts when another writer wins a compare-and-set (each retry re-reads the state).
@@ -41,10 +43,27 @@ pub async fn handle(
         return Err(RpError::UnauthorizedClient("the client is registered for push delivery; it may not poll"));
     }
 
+    // The last version seen here stands in for the first read (one store round trip instead of
+    // two) when its plan writes: the compare-and-set checks it, and a lost one hands back the
+    // current value, planned on in the next round. Terminal answers and the push-deadline SMS
+    // fallback act on fresh reads only.
+    let now = gw.clock.now_ms();
+    let mut known = gw.poll_cache.get(id).filter(|c| {
+        (c.value.state.is_pending() || c.value.state == TxState::Approved)
+            && !crate::flow::sms_start::push_deadline_due(gw, &c.value, now)
+    });
+    let mut from_cache = known.is_some();
+    // A compare-and-set of this poll lost to another writer: the poll overlapped another one.
+    let mut lost = false;
     for _ in 0..CAS_ATTEMPTS {
-        let Some(Versioned { value: tx, version }) = gw.store.get(id).await.map_err(unavailable)? else {
-            return Err(RpError::InvalidGrant("unknown or expired auth_req_id"));
+        let current = match known.take() {
+            Some(c) => c,
+            None => match gw.store.get(id).await.map_err(unavailable)? {
+                Some(read) => gw.poll_cache.put(Arc::new(read)),
+                None => return Err(gone(gw, id)),
+            },
         };
+        let (tx, version) = (&current.value, current.version);
         if tx.client_id != client.client_id {
             return Err(RpError::InvalidGrant("unknown or expired auth_req_id"));
         }
@@ -55,34 +74,44 @@ pub async fn handle(
             ));
         }
         log.operator = Some(tx.operator.clone());
-        if crate::flow::sms_start::on_push_deadline(gw, &tx, version).await.map_err(unavailable)? {
+        if !std::mem::take(&mut from_cache)
+            && crate::flow::sms_start::on_push_deadline(gw, tx, version).await.map_err(unavailable)?
+        {
             continue;
         }
         let now = gw.clock.now_ms();
-        match plan_poll(&tx, now, gw.ciba.slow_down_step_s) {
-            PollPlan::Terminal => return answer(&tx),
-            PollPlan::SlowDown(next) => {
-                // A lost race here means another poll overlapped this one: still slow_down.
-                cas(gw, version, &tx, next).await?;
-                return Err(RpError::SlowDown);
-            }
-            PollPlan::Answer(next) => {
-                if cas(gw, version, &tx, next.clone()).await?.is_some() {
-                    return answer(&next);
-                }
-            }
+        match plan_poll(tx, now, gw.ciba.slow_down_step_s) {
+            PollPlan::Terminal => return answer(tx),
+            // Overlapped a poll that wrote first, and still early on its value: slow_down
+            // without a second write (the interval grew with that one).
+            PollPlan::SlowDown(_) if lost => return Err(RpError::SlowDown),
+            PollPlan::SlowDown(next) => match cas(gw, version, tx, next).await? {
+                Ok(_) => return Err(RpError::SlowDown),
+                Err(now_current) => (known, lost) = (Some(now_current.ok_or_else(|| gone(gw, id))?), true),
+            },
+            PollPlan::Answer(next) => match cas(gw, version, tx, next.clone()).await? {
+                Ok(_) => return answer(&next),
+                Err(now_current) => (known, lost) = (Some(now_current.ok_or_else(|| gone(gw, id))?), true),
+            },
             PollPlan::Collect => {
                 let mut done = tx.clone();
                 done.state = TxState::Consumed;
-                if cas(gw, version, &tx, done).await?.is_some() {
-                    return issue(gw, &tx).await;
+                match cas(gw, version, tx, done).await? {
+                    Ok(_) => return issue(gw, tx).await,
+                    Err(now_current) => (known, lost) = (Some(now_current.ok_or_else(|| gone(gw, id))?), true),
                 }
             }
             PollPlan::AskOperator(next) => {
                 let next = progress::with_fetch_lease(gw, next, now);
-                let Some(claimed) = cas(gw, version, &tx, next.clone()).await? else {
-                    continue;
+                let claimed = match cas(gw, version, tx, next.clone()).await? {
+                    Ok(claimed) => claimed,
+                    Err(now_current) => {
+                        (known, lost) = (Some(now_current.ok_or_else(|| gone(gw, id))?), true);
+                        continue;
+                    }
                 };
+                // Settling the fetch writes versions this poll does not keep.
+                gw.poll_cache.forget(id);
                 return match progress::ask_operator(gw, claimed, &next).await {
                     Ok(Step::Unchanged) => answer(&next),
                     Ok(Step::Applied { version, tx: moved }) if moved.state == TxState::Approved => {
@@ -117,14 +146,36 @@ async fn collect_after_approval(
     let mut done = approved.clone();
     done.state = TxState::Consumed;
     match cas(gw, version, &approved, done).await? {
-        Some(_) => issue(gw, &approved).await,
-        None => Err(RpError::InvalidGrant("auth_req_id already used")),
+        Ok(_) => issue(gw, &approved).await,
+        Err(_) => Err(RpError::InvalidGrant("auth_req_id already used")),
     }
 }
 
-/// Compare-and-set with metrics; `Some(new_version)` when applied, `None` on conflict.
-async fn cas(gw: &Gateway, version: u64, old: &Transaction, new: Transaction) -> Result<Option<u64>, RpError> {
-    progress::cas(gw, version, old, new).await.map_err(unavailable)
+/// Compare-and-set with metrics, the written version kept in the poll cache: `Ok(new_version)`
+/// when applied, else `Err(the value it lost to)` (`None`: gone), also cached.
+async fn cas(
+    gw: &Gateway,
+    version: u64,
+    old: &Transaction,
+    new: Transaction,
+) -> Result<Result<u64, Option<Cached>>, RpError> {
+    let written = gw.poll_cache.enabled().then(|| new.clone());
+    match progress::cas_or_current(gw, version, old, new).await.map_err(unavailable)? {
+        CasResult::Applied { version } => {
+            if let Some(value) = written {
+                gw.poll_cache.put(Arc::new(Versioned { value, version }));
+            }
+            Ok(Ok(version))
+        }
+        CasResult::Conflict { current: Some(current) } => Ok(Err(Some(gw.poll_cache.put(Arc::new(*current))))),
+        CasResult::Conflict { current: None } => Ok(Err(None)),
+    }
+}
+
+/// `invalid_grant` for an id the store no longer holds (and the cache forgets).
+fn gone(gw: &Gateway, id: &str) -> RpError {
+    gw.poll_cache.forget(id);
+    RpError::InvalidGrant("unknown or expired auth_req_id")
 }
 
 fn unavailable(e: crate::store::StoreError) -> RpError {

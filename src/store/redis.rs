@@ -7,7 +7,12 @@
 //!
 //! Fails closed: a Redis error or an operation past `timeout_ms` is
 //! [`StoreError::Unavailable`], never a local fallback. `ping` answers from a background probe
-//! (every `health_interval_ms`), so `/ready` never waits on Redis.
+//! (every `health_interval_ms`, on a connection of its own), so `/ready` never waits on Redis.
+//!
+//! Connections are per worker thread: a multiplexed connection is driven by a task on the
+//! runtime that opened it, and with one runtime per core (`server.runtime = "per_core"`) a shared
+//! connection would make every operation from another thread a cross-thread wake-up (both ways).
+//! Each thread lazily opens `connections` of its own and uses them round robin.
 
 use super::{CasResult, Store, StoreError, Versioned};
 use crate::clock::SharedClock;
@@ -16,7 +21,8 @@ use crate::flow::Transaction;
 use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Script, ToRedisArgs};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -70,6 +76,9 @@ pub fn config_problems(cfg: &StoreConfig) -> Vec<(&'static str, String)> {
     if !(50..=4_000).contains(&cfg.health_interval_ms) {
         out.push(("store.health_interval_ms", "must be between 50 and 4000 (/ready turns within 5 s)".to_string()));
     }
+    if cfg.poll_cache_slots > 1 << 20 {
+        out.push(("store.poll_cache_slots", "must be at most 1048576".to_string()));
+    }
     if !(10..=60_000).contains(&cfg.reconnect_max_delay_ms) {
         out.push(("store.reconnect_max_delay_ms", "must be between 10 and 60000".to_string()));
     }
@@ -77,8 +86,14 @@ pub fn config_problems(cfg: &StoreConfig) -> Vec<(&'static str, String)> {
 }
 
 struct Inner {
-    conns: Vec<ConnectionManager>,
-    next: AtomicUsize,
+    /// Tells this store's per-thread connections apart from another store's.
+    id: u64,
+    client: redis::Client,
+    manager_cfg: ConnectionManagerConfig,
+    /// Connections per worker thread.
+    per_thread: usize,
+    /// The health probe's own connection.
+    probe: ConnectionManager,
     prefix: String,
     timeout: Duration,
     clock: SharedClock,
@@ -115,16 +130,15 @@ impl RedisStore {
             .set_connection_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(cfg.reconnect_max_delay_ms));
-        let mut conns = Vec::with_capacity(cfg.connections);
-        for _ in 0..cfg.connections.max(1) {
-            conns.push(
-                ConnectionManager::new_lazy_with_config(client.clone(), manager_cfg.clone())
-                    .map_err(|e| RedisBuildError::BadUrl(format!("{:?}", e.kind())))?,
-            );
-        }
+        let probe = ConnectionManager::new_lazy_with_config(client.clone(), manager_cfg.clone())
+            .map_err(|e| RedisBuildError::BadUrl(format!("{:?}", e.kind())))?;
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let inner = Arc::new(Inner {
-            conns,
-            next: AtomicUsize::new(0),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            client,
+            manager_cfg,
+            per_thread: cfg.connections.max(1),
+            probe,
             prefix: cfg.key_prefix.clone(),
             timeout: Duration::from_millis(cfg.timeout_ms),
             clock,
@@ -138,9 +152,29 @@ impl RedisStore {
         Ok(Self { inner })
     }
 
-    fn conn(&self) -> ConnectionManager {
-        let i = self.inner.next.fetch_add(1, Ordering::Relaxed) % self.inner.conns.len();
-        self.inner.conns[i].clone()
+    /// The next of this thread's connections (opened lazily, on this thread's runtime).
+    fn conn(&self) -> Result<ConnectionManager, StoreError> {
+        thread_local! {
+            static CONNS: RefCell<Vec<ThreadConns>> = const { RefCell::new(Vec::new()) };
+        }
+        CONNS.with(|all| {
+            let mut all = all.borrow_mut();
+            if let Some(t) = all.iter_mut().find(|t| t.store == self.inner.id) {
+                t.next = (t.next + 1) % t.conns.len();
+                return Ok(t.conns[t.next].clone());
+            }
+            // Connections of dropped stores (tests build many) go with the next new one.
+            all.retain(|t| t.owner.strong_count() > 0);
+            let conns = (0..self.inner.per_thread)
+                .map(|_| {
+                    ConnectionManager::new_lazy_with_config(self.inner.client.clone(), self.inner.manager_cfg.clone())
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            let first = conns[0].clone();
+            all.push(ThreadConns { store: self.inner.id, owner: Arc::downgrade(&self.inner), conns, next: 0 });
+            Ok(first)
+        })
     }
 
     fn tx_key(&self, id: &str) -> String {
@@ -172,9 +206,17 @@ impl RedisStore {
         for a in args {
             a.push_arg(&mut c);
         }
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         self.run(async move { c.query_async::<T>(&mut conn).await }).await
     }
+}
+
+/// One thread's connections to one store.
+struct ThreadConns {
+    store: u64,
+    owner: Weak<Inner>,
+    conns: Vec<ConnectionManager>,
+    next: usize,
 }
 
 /// Object-safe helper to pass mixed argument types to [`RedisStore::cmd`].
@@ -191,7 +233,7 @@ impl<T: ToRedisArgs + Sync> ToRedisArgsDyn for T {
 async fn health_loop(inner: Weak<Inner>, every: Duration) {
     loop {
         let Some(strong) = inner.upgrade() else { return };
-        let mut conn = strong.conns[0].clone();
+        let mut conn = strong.probe.clone();
         let ok = matches!(
             tokio::time::timeout(strong.timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
             Ok(Ok(_))
@@ -222,7 +264,7 @@ impl Store for RedisStore {
         let key = self.tx_key(&tx.id);
         let json = encode(&tx)?;
         let ttl = self.ttl_ms(retain_until_ms);
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let script = &self.inner.insert;
         let inserted: i64 =
             self.run(async move { script.key(key).arg(json).arg(ttl).invoke_async(&mut conn).await }).await?;
@@ -251,7 +293,7 @@ impl Store for RedisStore {
         let key = self.tx_key(&tx.id);
         let json = encode(&tx)?;
         let ttl = self.ttl_ms(retain_until_ms);
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let script = &self.inner.cas;
         let (applied, version, current): (i64, u64, String) = self
             .run(async move {
@@ -281,7 +323,7 @@ impl Store for RedisStore {
     async fn put_if_absent(&self, key: &str, value: &str, until_ms: u64) -> Result<Option<String>, StoreError> {
         let key = self.key("val", key);
         let ttl = self.ttl_ms(until_ms);
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let script = &self.inner.put_if_absent;
         let value = value.to_owned();
         self.run(async move { script.key(key).arg(value).arg(ttl).invoke_async(&mut conn).await }).await
@@ -300,7 +342,7 @@ impl Store for RedisStore {
     async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
         let key = self.key("ctr", key);
         let ttl = self.ttl_ms(until_ms);
-        let mut conn = self.conn();
+        let mut conn = self.conn()?;
         let script = &self.inner.incr;
         self.run(async move { script.key(key).arg(ttl).invoke_async(&mut conn).await }).await
     }

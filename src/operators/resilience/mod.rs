@@ -307,12 +307,11 @@ impl OperatorBackend for ResilientBackend {
             }
         }
         let result = self.run(true, self.inner.start_push(req)).await.map_err(Refused::push_error)?;
-        if let Some(cache) = &self.cache {
-            match &result {
-                Err(PushError::NotEnrolled) => cache.remember_not_enrolled(req.msisdn).await,
-                Ok(_) => cache.forget(req.msisdn).await,
-                Err(_) => {}
-            }
+        // A success needs no `forget`: the look-up above just missed (a remembered number never
+        // reaches the operator), so there is nothing to forget but for a race with another
+        // instance, whose entry then lives out its TTL. Not worth a store round trip per push.
+        if let (Some(cache), Err(PushError::NotEnrolled)) = (&self.cache, &result) {
+            cache.remember_not_enrolled(req.msisdn).await;
         }
         result
     }

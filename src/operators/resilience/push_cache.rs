@@ -2,7 +2,9 @@
 //! (`unknown_user_id`), remembered in the shared [`Store`] for `not_enrolled_ttl_s` so that
 //! every gateway instance sends the next authentication of that number straight to the right
 //! channel (SMS where the client's policy allows it, else `unknown_user_id`) without asking the
-//! operator again; a successful push start forgets it. The key is a keyed hash (HMAC under the
+//! operator again. An entry lives out its TTL: a remembered number never reaches the operator
+//! meanwhile, so a successful start (which follows a miss) does not call [`PushCapabilityCache::forget`]
+//! (kept for tooling and tests); only a race between instances could leave one behind. The key is a keyed hash (HMAC under the
 //! SMS HMAC secret, [`crate::sms::otp::keyed_digest`]) of operator and number, never the number.
 //! A store failure is a cache miss: the operator is asked as before.
 
