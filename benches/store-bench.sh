@@ -4,8 +4,11 @@
 #
 #  * bc-authorize: the proxy bench's request (client auth, MSISDN routing, operator call to the
 #    shared harness's fixed-answer nginx backends on 127.0.0.1:9101-9103, transaction stored).
-#  * token poll: one pending auth_req_id polled in a loop (client auth, store read, and the
-#    compare-and-set of the poll bookkeeping; answers slow_down/authorization_pending).
+#  * token poll (1 id): one pending auth_req_id polled in a loop by every connection (client auth;
+#    overlapping polls are answered slow_down by the poll gate without a store call, the rest
+#    read and compare-and-set the poll bookkeeping).
+#  * token poll (POLL_IDS ids, default 500): pending transactions polled in turn, as many RPs
+#    poll theirs: each poll reads and writes its own transaction (answers slow_down).
 #  * two instances: the same bc-authorize load split over two `mcgate serve` processes
 #    (8088 and 8090) sharing the Redis.
 # The gateway uses benches/bench-routing.toml plus a [store] section; Redis is a private
@@ -17,7 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 RUN=${RUN_DIR:-/tmp/mcgate-store-bench}
-DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2}
+DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2} POLL_IDS=${POLL_IDS:-500}
 rm -rf "$RUN"; mkdir -p "$RUN"
 for t in wrk nginx redis-server curl openssl; do command -v $t >/dev/null || { echo "missing $t" >&2; exit 2; }; done
 
@@ -78,11 +81,35 @@ LUA
   wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$RUN/poll.lua" "http://127.0.0.1:$1/token" >"$2"; rps "$2"
 }
 
+# Many pending transactions polled in turn (as many RPs poll theirs): each poll reads and writes
+# its own transaction (answers slow_down: every id is polled again within its interval).
+bench_poll_many() { # $1 port
+  local ids=() id
+  for n in $(seq "$POLL_IDS"); do
+    id=$(curl -s -H "Authorization: $AUTH" -d 'scope=openid mc_authn' -d "login_hint=MSISDN:34609$(printf %06d "$n")" \
+         "http://127.0.0.1:$1/bc-authorize" | sed -n 's/.*"auth_req_id":"\([^"]*\)".*/\1/p')
+    [[ -n $id ]] && ids+=("\"$id\"")
+  done
+  cat >"$RUN/poll-many.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "$AUTH"
+local ids = {$(IFS=,; echo "${ids[*]}")}
+local i = math.random(1, #ids)
+request = function()
+  i = i % #ids + 1
+  return wrk.format(nil, "/token", nil, "grant_type=urn:openid:params:grant-type:ciba&auth_req_id=" .. ids[i])
+end
+LUA
+  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$RUN/poll-many.lua" "http://127.0.0.1:$1/token" >"$2"; rps "$2"
+}
+
 declare -A R
 for store in memory redis; do
   start_gateway $store 8088 8089
   R[$store-bc]=$(bench_bc 8088 "$RUN/wrk-$store-bc.txt")
   R[$store-poll]=$(bench_poll 8088 "$RUN/wrk-$store-poll.txt")
+  R[$store-pollmany]=$(bench_poll_many 8088 "$RUN/wrk-$store-pollmany.txt")
   stop_gateways
 done
 # Two instances sharing Redis: half the connections each, at the same time.
@@ -98,6 +125,8 @@ errors=$(cat "$RUN"/wrk-*.txt | awk '/Non-2xx/ {s+=$NF} END {print s+0}')
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 printf '\n%-36s %12s\n' case req/s
 printf '%-36s %12s\n' "bc-authorize, memory" "${R[memory-bc]}" "bc-authorize, redis" "${R[redis-bc]}" \
-  "bc-authorize, 2 instances + redis" "${R[two-bc]}" "token poll, memory" "${R[memory-poll]}" "token poll, redis" "${R[redis-poll]}"
-echo "ratios: bc-authorize redis/memory = $(ratio "${R[redis-bc]}" "${R[memory-bc]}"), token poll redis/memory = $(ratio "${R[redis-poll]}" "${R[memory-poll]}"), 2 instances/1 (redis) = $(ratio "${R[two-bc]}" "${R[redis-bc]}")"
+  "bc-authorize, 2 instances + redis" "${R[two-bc]}" "token poll (1 id), memory" "${R[memory-poll]}" \
+  "token poll (1 id), redis" "${R[redis-poll]}" "token poll ($POLL_IDS ids), memory" "${R[memory-pollmany]}" \
+  "token poll ($POLL_IDS ids), redis" "${R[redis-pollmany]}"
+echo "ratios: bc-authorize redis/memory = $(ratio "${R[redis-bc]}" "${R[memory-bc]}"), token poll (1 id) redis/memory = $(ratio "${R[redis-poll]}" "${R[memory-poll]}"), token poll ($POLL_IDS ids) redis/memory = $(ratio "${R[redis-pollmany]}" "${R[memory-pollmany]}"), 2 instances/1 (redis) = $(ratio "${R[two-bc]}" "${R[redis-bc]}")"
 echo "non-2xx answers (token poll answers 400 slow_down by design): $errors; raw wrk output in $RUN"

@@ -122,6 +122,8 @@ pub struct Gateway {
     pub store: Arc<dyn Store>,
     /// Last seen versions of polled transactions (Redis store only; empty otherwise).
     pub poll_cache: Arc<crate::flow::poll_cache::PollCache>,
+    /// Polls in flight here, by (client, id): an overlapping poll gets `slow_down` at once.
+    pub poll_gate: Arc<crate::flow::poll_gate::PollGate>,
     /// Token issuance.
     pub tokens: TokenIssuer,
     /// Pairwise subjects.
@@ -361,6 +363,11 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
                 "redis" => cfg.store.poll_cache_slots,
                 _ => 0,
             })),
+        },
+        // Kept across a reload (polls in flight stay known) unless its size changed.
+        poll_gate: match carry {
+            Some(old) if old.ciba.poll_gate_slots == cfg.ciba.poll_gate_slots => old.poll_gate.clone(),
+            _ => Arc::new(crate::flow::poll_gate::PollGate::new(cfg.ciba.poll_gate_slots)),
         },
         store,
         pairwise: PairwiseSubjects::new(&pairwise_secret),

@@ -200,6 +200,10 @@ pub struct CibaConfig {
     /// operator ping may fetch again, ms (covers its metadata, token and JWKS calls).
     #[serde(default = "default_operator_fetch_lease")]
     pub operator_fetch_lease_ms: u64,
+    /// Slots of the per-instance gate that answers `slow_down` to a poll overlapping another
+    /// poll of the same id ([`crate::flow::poll_gate`]; default 4096, 0 = off).
+    #[serde(default = "default_poll_gate_slots")]
+    pub poll_gate_slots: usize,
 }
 
 impl Default for CibaConfig {
@@ -212,6 +216,7 @@ impl Default for CibaConfig {
             binding_message_max_chars: default_binding_len(),
             terminal_retention_s: default_retention(),
             operator_fetch_lease_ms: default_operator_fetch_lease(),
+            poll_gate_slots: default_poll_gate_slots(),
         }
     }
 }
@@ -517,6 +522,9 @@ fn default_redis_timeout_ms() -> u64 {
 }
 fn default_redis_connections() -> usize {
     2
+}
+fn default_poll_gate_slots() -> usize {
+    4096
 }
 fn default_poll_cache_slots() -> usize {
     4096

@@ -187,6 +187,9 @@ impl Validator {
         if c.operator_fetch_lease_ms > 600_000 {
             self.err("ciba.operator_fetch_lease_ms", "must not exceed 600000");
         }
+        if c.poll_gate_slots > 1 << 20 {
+            self.err("ciba.poll_gate_slots", "must not exceed 1048576 (8 bytes each)");
+        }
         if c.binding_message_max_chars == 0 || c.binding_message_max_chars > 1024 {
             self.err("ciba.binding_message_max_chars", "must be between 1 and 1024");
         }

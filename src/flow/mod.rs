@@ -19,6 +19,7 @@ pub mod fallback;
 pub mod notify;
 pub mod poll;
 pub mod poll_cache;
+pub mod poll_gate;
 pub mod progress;
 pub mod redirect;
 pub mod sms_start;

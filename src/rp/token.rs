@@ -38,6 +38,11 @@ pub async fn handle(
         _ => return Err(RpError::UnsupportedGrantType),
     }
     let id = form.require("auth_req_id")?;
+    // Another poll of this id by this client is being answered here: too fast, no store call.
+    let _in_flight = match gw.poll_gate.enter(&client.client_id, id) {
+        crate::flow::poll_gate::Entry::Admitted(ticket) => ticket,
+        crate::flow::poll_gate::Entry::Overlapping => return Err(RpError::SlowDown),
+    };
     if client.delivery == DeliveryMode::Push && !may_poll_despite_push(gw, id, &client.client_id).await? {
         // CIBA Core §11: a push client receives its tokens at its notification endpoint only.
         return Err(RpError::UnauthorizedClient("the client is registered for push delivery; it may not poll"));
