@@ -3,10 +3,12 @@
 //! every gateway instance sends the next authentication of that number straight to the right
 //! channel (SMS where the client's policy allows it, else `unknown_user_id`) without asking the
 //! operator again; a successful push start forgets it. The key is a keyed hash (HMAC under the
-//! SMS HMAC secret, [`crate::sms::otp::keyed_digest`]) of operator and number, never the number.
+//! SMS HMAC secret, [`crate::keyed_hash::KeyedHasher::digest`]) of operator and number, never
+//! the number.
 //! A store failure is a cache miss: the operator is asked as before.
 
 use crate::clock::SharedClock;
+use crate::keyed_hash::KeyedHasher;
 use crate::msisdn::Msisdn;
 use crate::store::Store;
 use crate::telemetry::metrics::ResilienceMetrics;
@@ -20,8 +22,8 @@ pub struct CacheParts {
     pub store: Arc<dyn Store>,
     /// Wall clock of the store's deadlines.
     pub clock: SharedClock,
-    /// HMAC key of the store keys.
-    pub key: Arc<[u8]>,
+    /// HMAC of the store keys, keyed by the SMS HMAC secret.
+    pub key: KeyedHasher,
 }
 
 /// One operator's view of the cache.
@@ -53,10 +55,11 @@ impl PushCapabilityCache {
 
     /// The store key of `msisdn` at this operator.
     pub fn key(&self, msisdn: &Msisdn) -> String {
-        let digest = crate::sms::otp::keyed_digest(
-            &self.parts.key,
-            &[b"mcgate push capability v1", self.operator.as_bytes(), &msisdn.value().to_be_bytes()],
-        );
+        let digest = self.parts.key.digest(&[
+            b"mcgate push capability v1",
+            self.operator.as_bytes(),
+            &msisdn.value().to_be_bytes(),
+        ]);
         let mut k = String::with_capacity(PREFIX.len() + 64);
         k.push_str(PREFIX);
         k.push_str(&hex::encode(digest));
@@ -99,10 +102,18 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
         let registry = prometheus::Registry::new();
         let metrics = ResilienceMetrics::register(&registry, &["movistar".into()]).unwrap();
-        let parts = CacheParts { store, clock: clock.clone(), key: Arc::from(&b"k"[..]) };
+        let parts = CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k") };
         let cache = PushCapabilityCache::new(parts.clone(), "movistar", 60, &metrics);
         let n = Msisdn::from_digits(34_600_000_004).unwrap();
         assert!(!cache.key(&n).contains("600000004"), "never the number");
+        // Shared with other instances through the store: the key must never change.
+        use hmac::{Hmac, Mac};
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
+        for p in [&b"mcgate push capability v1"[..], b"movistar", &34_600_000_004u64.to_be_bytes()] {
+            m.update(&(p.len() as u64).to_be_bytes());
+            m.update(p);
+        }
+        assert_eq!(cache.key(&n), format!("pushcap:{}", hex::encode(m.finalize().into_bytes())));
         assert_ne!(cache.key(&n), PushCapabilityCache::new(parts, "orange", 60, &metrics).key(&n));
         assert!(!cache.not_enrolled(&n).await);
         cache.remember_not_enrolled(&n).await;
