@@ -301,16 +301,18 @@ impl OperatorBackend for ResilientBackend {
     }
 
     async fn start_push(&self, req: &PushRequest<'_>) -> Result<PushStarted, PushError> {
-        if let Some(cache) = &self.cache {
-            if cache.not_enrolled(req.msisdn).await {
+        // The number's cache key (a keyed hash) is computed once for the lookup and the update.
+        let cached = self.cache.as_ref().map(|c| (c, c.key(req.msisdn)));
+        if let Some((cache, key)) = &cached {
+            if cache.not_enrolled_at(key).await {
                 return Err(PushError::NotEnrolled);
             }
         }
         let result = self.run(true, self.inner.start_push(req)).await.map_err(Refused::push_error)?;
-        if let Some(cache) = &self.cache {
+        if let Some((cache, key)) = &cached {
             match &result {
-                Err(PushError::NotEnrolled) => cache.remember_not_enrolled(req.msisdn).await,
-                Ok(_) => cache.forget(req.msisdn).await,
+                Err(PushError::NotEnrolled) => cache.remember_not_enrolled_at(key).await,
+                Ok(_) => cache.forget_at(key).await,
                 Err(_) => {}
             }
         }

@@ -68,7 +68,12 @@ impl PushCapabilityCache {
 
     /// Whether `msisdn` is remembered as not enrolled (counted as a hit).
     pub async fn not_enrolled(&self, msisdn: &Msisdn) -> bool {
-        let hit = matches!(self.parts.store.get_value(&self.key(msisdn)).await, Ok(Some(_)));
+        self.not_enrolled_at(&self.key(msisdn)).await
+    }
+
+    /// [`Self::not_enrolled`] by the number's store key ([`Self::key`], computed once per push).
+    pub async fn not_enrolled_at(&self, key: &str) -> bool {
+        let hit = matches!(self.parts.store.get_value(key).await, Ok(Some(_)));
         if hit {
             self.hit.inc();
         }
@@ -77,15 +82,25 @@ impl PushCapabilityCache {
 
     /// Remembers that `msisdn` is not enrolled.
     pub async fn remember_not_enrolled(&self, msisdn: &Msisdn) {
+        self.remember_not_enrolled_at(&self.key(msisdn)).await
+    }
+
+    /// [`Self::remember_not_enrolled`] by the number's store key.
+    pub async fn remember_not_enrolled_at(&self, key: &str) {
         let until = self.parts.clock.now_ms().saturating_add(self.ttl_ms);
-        if let Ok(None) = self.parts.store.put_if_absent(&self.key(msisdn), "not_enrolled", until).await {
+        if let Ok(None) = self.parts.store.put_if_absent(key, "not_enrolled", until).await {
             self.store.inc();
         }
     }
 
     /// Forgets `msisdn` (a push to it started: it is enrolled now).
     pub async fn forget(&self, msisdn: &Msisdn) {
-        if let Ok(Some(_)) = self.parts.store.take(&self.key(msisdn)).await {
+        self.forget_at(&self.key(msisdn)).await
+    }
+
+    /// [`Self::forget`] by the number's store key.
+    pub async fn forget_at(&self, key: &str) {
+        if let Ok(Some(_)) = self.parts.store.take(key).await {
             self.invalidate.inc();
         }
     }
