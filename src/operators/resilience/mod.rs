@@ -302,18 +302,23 @@ impl OperatorBackend for ResilientBackend {
 
     async fn start_push(&self, req: &PushRequest<'_>) -> Result<PushStarted, PushError> {
         // The number's cache key (a keyed hash) is computed once for the lookup and the update.
-        let cached = self.cache.as_ref().map(|c| (c, c.key(req.msisdn)));
-        if let Some((cache, key)) = &cached {
-            if cache.not_enrolled_at(key).await {
-                return Err(PushError::NotEnrolled);
+        let mut cached = None;
+        if let Some(cache) = &self.cache {
+            let key = cache.key(req.msisdn);
+            match cache.lookup(&key).await {
+                push_cache::Lookup::NotEnrolled => return Err(PushError::NotEnrolled),
+                found => cached = Some((cache, key, found)),
             }
         }
         let result = self.run(true, self.inner.start_push(req)).await.map_err(Refused::push_error)?;
-        if let Some((cache, key)) = &cached {
+        if let Some((cache, key, found)) = &cached {
             match &result {
                 Err(PushError::NotEnrolled) => cache.remember_not_enrolled_at(key).await,
-                Ok(_) => cache.forget_at(key).await,
-                Err(_) => {}
+                // A started push forgets the number, unless the lookup has just seen nothing
+                // there (one store call fewer per push: a Redis round trip). Only an entry
+                // written by another request in between is left to its TTL.
+                Ok(_) if *found == push_cache::Lookup::Unknown => cache.forget_at(key).await,
+                _ => {}
             }
         }
         result

@@ -2,9 +2,10 @@
 //! (`unknown_user_id`), remembered in the shared [`Store`] for `not_enrolled_ttl_s` so that
 //! every gateway instance sends the next authentication of that number straight to the right
 //! channel (SMS where the client's policy allows it, else `unknown_user_id`) without asking the
-//! operator again; a successful push start forgets it. The key is a keyed hash (HMAC under the
-//! SMS HMAC secret, [`crate::keyed_hash::KeyedHasher::digest`]) of operator and number, never
-//! the number.
+//! operator again; a successful push start forgets it (when the lookup before it could not
+//! tell: after a definite miss there is nothing to forget, and the store call is skipped). The
+//! key is a keyed hash (HMAC under the SMS HMAC secret,
+//! [`crate::keyed_hash::KeyedHasher::digest`]) of operator and number, never the number.
 //! A store failure is a cache miss: the operator is asked as before.
 
 use crate::clock::SharedClock;
@@ -39,6 +40,17 @@ pub struct PushCapabilityCache {
 /// Store key prefix.
 const PREFIX: &str = "pushcap:";
 
+/// What a cache lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Remembered as not enrolled.
+    NotEnrolled,
+    /// Nothing remembered.
+    Absent,
+    /// The store failed: treated as a miss, but an entry may exist.
+    Unknown,
+}
+
 impl PushCapabilityCache {
     /// The cache of `operator`, entries kept `ttl_s`.
     pub fn new(parts: CacheParts, operator: &str, ttl_s: u64, metrics: &ResilienceMetrics) -> Self {
@@ -68,16 +80,20 @@ impl PushCapabilityCache {
 
     /// Whether `msisdn` is remembered as not enrolled (counted as a hit).
     pub async fn not_enrolled(&self, msisdn: &Msisdn) -> bool {
-        self.not_enrolled_at(&self.key(msisdn)).await
+        self.lookup(&self.key(msisdn)).await == Lookup::NotEnrolled
     }
 
-    /// [`Self::not_enrolled`] by the number's store key ([`Self::key`], computed once per push).
-    pub async fn not_enrolled_at(&self, key: &str) -> bool {
-        let hit = matches!(self.parts.store.get_value(key).await, Ok(Some(_)));
-        if hit {
-            self.hit.inc();
+    /// What the cache holds under the number's store key ([`Self::key`], computed once per
+    /// push); a hit is counted.
+    pub async fn lookup(&self, key: &str) -> Lookup {
+        match self.parts.store.get_value(key).await {
+            Ok(Some(_)) => {
+                self.hit.inc();
+                Lookup::NotEnrolled
+            }
+            Ok(None) => Lookup::Absent,
+            Err(_) => Lookup::Unknown,
         }
-        hit
     }
 
     /// Remembers that `msisdn` is not enrolled.
