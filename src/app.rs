@@ -324,7 +324,7 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
         Some(crate::operators::resilience::push_cache::CacheParts {
             store: store.clone(),
             clock: opts.clock.clone(),
-            key: Arc::from(sms_hmac_secret.as_slice()),
+            key: crate::keyed_hash::KeyedHasher::new(&sms_hmac_secret),
         }),
         &resilience_metrics,
     )

@@ -9,6 +9,8 @@
 //! - [`clock`]: wall clock and randomness seams (the only place that reads the system time).
 //! - [`config`]: `routing.toml` types, loading and whole-file validation.
 //! - [`msisdn`]: the [`msisdn::Msisdn`] type: every accepted input form → E.164.
+//! - [`keyed_hash`]: HMAC-SHA-256 with a precomputed key state, behind every keyed hash of an
+//!   MSISDN or a secret (store keys, audit pseudonyms, log references).
 //! - [`discovery`]: `Directory::route(&Msisdn) -> Route`: ported table, then longest prefix.
 //! - [`rp`]: the RP-facing HTTP surface (metadata, JWKS, discovery API, bc-authorize, token).
 //! - [`flow`]: the transaction state machine, its shared progress step, the ping/push driver
@@ -31,6 +33,7 @@ pub mod config;
 pub mod demo;
 pub mod discovery;
 pub mod flow;
+pub mod keyed_hash;
 pub mod msisdn;
 pub mod operators;
 pub mod rp;

@@ -38,7 +38,7 @@ pub async fn handle(
     let form = match outer.get("request") {
         None => outer,
         Some(jws) => {
-            let claims = verify_request_object(gw, client, jws, Expected::STRICT).await?;
+            let claims = Box::pin(verify_request_object(gw, client, jws, Expected::STRICT)).await?;
             from_object = request_params(&claims, outer)?;
             &from_object
         }
@@ -107,8 +107,8 @@ pub(crate) async fn start_once(
     // The key lives as long as any transaction it can name.
     let until = gw.clock.now_ms() + (gw.ciba.max_expiry_s + gw.ciba.terminal_retention_s) * 1000;
     let fingerprint = idempotency::fingerprint(req.params);
-    match idempotency::claim(&*gw.store, &client.client_id, key, &fingerprint, until).await? {
-        Claim::Replay { tx_id } => replay(gw, &client.client_id, &tx_id).await,
+    match Box::pin(idempotency::claim(&*gw.store, &client.client_id, key, &fingerprint, until)).await? {
+        Claim::Replay { tx_id } => Box::pin(replay(gw, &client.client_id, &tx_id)).await,
         Claim::Fresh { store_key, tx_id } => {
             let result = start(gw, req, log, tx_id).await;
             if result.is_err() {
@@ -134,7 +134,9 @@ async fn replay(gw: &Gateway, client_id: &str, tx_id: &str) -> Result<Ack, RpErr
     Ok(Ack { auth_req_id: tx.id, expires_in, interval: tx.interval_s })
 }
 
-/// Validates the request, starts the push and stores the transaction under `tx_id`.
+/// Validates the request, starts the push and stores the transaction under `tx_id`. The rare
+/// paths' futures (SMS start, race, replay, idempotency claim) are boxed so that this future,
+/// moved several times per request, stays small.
 async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id: String) -> Result<Ack, RpError> {
     let (client, form) = (req.client, req.params);
     // Scope: openid plus only what the client is registered for.
@@ -239,9 +241,16 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
         Some(_) => None,
     };
     if let Some(signal) = signal.filter(|_| gw.sms.opted_in(&client.client_id)) {
-        let started =
-            sms_start::start(gw, &tx, Some(signal), Timing::BeforePushDeadline, Phase::BeforeAck, SmsMode::Link, None)
-                .await;
+        let started = Box::pin(sms_start::start(
+            gw,
+            &tx,
+            Some(signal),
+            Timing::BeforePushDeadline,
+            Phase::BeforeAck,
+            SmsMode::Link,
+            None,
+        ))
+        .await;
         let refusal = sms_start::sms_refusal_state(&started);
         match started {
             sms_start::Started::Sms(sent) => return store_and_ack(gw, *sent, admission, operator.id(), &route).await,
@@ -265,9 +274,12 @@ async fn start(gw: &Gateway, req: &StartRequest<'_>, log: &mut RequestLog, tx_id
             };
             tx.operator_ref =
                 Some(OperatorRef { next_poll_at_ms, auth_req_id: started.auth_req_id, interval_s: started.interval_s });
-            // Race mode (issue 6): the SMS link goes out beside the accepted push.
-            if let Some(racing) = sms_start::race(gw, &tx).await {
-                tx = racing;
+            // Race mode (issue 6): the SMS link goes out beside the accepted push (opted-in
+            // clients only, checked first: the race's future is boxed, it is rarely run).
+            if gw.sms.opted_in(&client.client_id) {
+                if let Some(racing) = Box::pin(sms_start::race(gw, &tx)).await {
+                    tx = racing;
+                }
             }
         }
         Err(PushError::NotEnrolled) => {

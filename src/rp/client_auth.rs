@@ -13,6 +13,7 @@ use crate::config::ClientConfig;
 use crate::discovery::OperatorIndex;
 use base64::Engine;
 use http::{header, HeaderMap};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
@@ -162,7 +163,8 @@ impl ClientRegistry {
     /// Authenticates the request's client from its `Authorization` header and form by a client
     /// secret (see [`authenticate`] for every method).
     pub fn authenticate(&self, headers: &HeaderMap, form: &Params<'_>) -> Result<&RegisteredClient, RpError> {
-        let basic = parse_basic(headers)?;
+        let mut buf = [0u8; BASIC_BUF];
+        let basic = parse_basic_into(headers, &mut buf)?;
         let post_secret = form.get("client_secret");
         let (id, secret, method) = match (basic, post_secret) {
             (Some(_), Some(_)) => {
@@ -178,12 +180,12 @@ impl ClientRegistry {
             }
             (None, Some(secret)) => {
                 let id = form.get("client_id").ok_or(RpError::InvalidClient { basic: false })?;
-                (id.to_owned(), secret.to_owned(), AuthMethod::SecretPost)
+                (Cow::Borrowed(id), Cow::Borrowed(secret), AuthMethod::SecretPost)
             }
             (None, None) => return Err(RpError::InvalidClient { basic: false }),
         };
         let fail = RpError::InvalidClient { basic: method == AuthMethod::SecretBasic };
-        let client = self.clients.get(&id).ok_or(fail.clone())?;
+        let client = self.clients.get(id.as_ref()).ok_or(fail.clone())?;
         if client.method != method || !client.secret_matches(&secret) {
             return Err(fail);
         }
@@ -255,6 +257,20 @@ pub fn build_registry(
 
 /// `Authorization: Basic` credentials (form-urlencoded id and secret, RFC 6749 §2.3.1).
 pub fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, RpError> {
+    let mut buf = [0u8; BASIC_BUF];
+    Ok(parse_basic_into(headers, &mut buf)?.map(|(id, secret)| (id.into_owned(), secret.into_owned())))
+}
+
+/// A client id and secret, decoded.
+type Credentials<'b> = (Cow<'b, str>, Cow<'b, str>);
+
+/// Decoded credentials up to this many bytes are decoded on the stack (longer ones on the heap).
+const BASIC_BUF: usize = 256;
+
+/// [`parse_basic`] without allocating in the usual case: the credentials are base64-decoded into
+/// `buf` and borrowed from it unless they are longer or percent-encoded. Same answers, same
+/// errors as decoding onto the heap.
+fn parse_basic_into<'b>(headers: &HeaderMap, buf: &'b mut [u8; BASIC_BUF]) -> Result<Option<Credentials<'b>>, RpError> {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -266,16 +282,31 @@ pub fn parse_basic(headers: &HeaderMap) -> Result<Option<(String, String)>, RpEr
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(bad);
     }
-    let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| bad.clone())?;
-    let raw = String::from_utf8(raw).map_err(|_| bad.clone())?;
-    let (id, secret) = raw.split_once(':').ok_or(bad.clone())?;
-    let dec = |s: &str| -> Result<String, ()> {
-        if !s.contains(['%', '+']) {
-            return Ok(s.to_owned());
-        }
-        percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned()).map_err(|_| ())
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let rest = rest.trim();
+    // Base64 decodes to at most 3 bytes per 4 characters (rounded up): this always fits.
+    let (id, secret) = if rest.len().div_ceil(4) * 3 <= BASIC_BUF {
+        let n = engine.decode_slice(rest, &mut buf[..]).map_err(|_| bad.clone())?;
+        let raw = std::str::from_utf8(&buf[..n]).map_err(|_| bad.clone())?;
+        let (id, secret) = raw.split_once(':').ok_or(bad.clone())?;
+        (form_decoded(id), form_decoded(secret))
+    } else {
+        let raw = String::from_utf8(engine.decode(rest).map_err(|_| bad.clone())?).map_err(|_| bad.clone())?;
+        let (id, secret) = raw.split_once(':').ok_or(bad.clone())?;
+        (form_decoded(id).map(|c| Cow::Owned(c.into_owned())), form_decoded(secret).map(|c| Cow::Owned(c.into_owned())))
     };
-    Ok(Some((dec(id).map_err(|_| bad.clone())?, dec(secret).map_err(|_| bad)?)))
+    Ok(Some((id.map_err(|_| bad.clone())?, secret.map_err(|_| bad)?)))
+}
+
+/// One form-urlencoded credential: borrowed unless it has `%` or `+`.
+fn form_decoded(s: &str) -> Result<Cow<'_, str>, ()> {
+    if memchr::memchr2(b'%', b'+', s.as_bytes()).is_none() {
+        return Ok(Cow::Borrowed(s));
+    }
+    percent_encoding::percent_decode_str(&s.replace('+', " "))
+        .decode_utf8()
+        .map(|c| Cow::Owned(c.into_owned()))
+        .map_err(|_| ())
 }
 
 #[cfg(test)]
@@ -360,6 +391,44 @@ mod tests {
             "#,
         )
         .expect("client config")
+    }
+
+    #[test]
+    fn basic_credentials_decode_on_the_stack_and_the_heap_alike() {
+        let header = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            h
+        };
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let long_secret = "s".repeat(400);
+        let cases = [
+            (format!("Basic {}", b64("rp:s3cr3t")), Some(("rp".to_string(), "s3cr3t".to_string()))),
+            (format!("basic  {} ", b64("r%3Ap:a+b%2B")), Some(("r:p".into(), "a b+".into()))),
+            (format!("Basic {}", b64(&format!("rp:{long_secret}"))), Some(("rp".into(), long_secret.clone()))),
+            (
+                format!("Basic {}", b64(&format!("r%3Ap:{long_secret}+"))),
+                Some(("r:p".into(), format!("{long_secret} "))),
+            ),
+            (format!("Basic {}", b64("rp:")), Some(("rp".into(), String::new()))),
+        ];
+        for (value, want) in cases {
+            assert_eq!(parse_basic(&header(&value)).unwrap(), want, "{value}");
+        }
+        let bad = [
+            "Bearer abc".to_string(),
+            "Basic".to_string(),
+            "Basic !!!!".to_string(),
+            format!("Basic {}", b64("no-colon")),
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode([0xff, b':', b'x'])),
+            format!("Basic {}", b64("rp:%ff")),
+            format!("Basic {}", b64(&format!("rp:{long_secret}%ff"))),
+            format!("Basic {}", b64("rp:s3cr3").trim_end_matches('=')),
+        ];
+        for value in bad {
+            assert_eq!(parse_basic(&header(&value)).unwrap_err(), RpError::InvalidClient { basic: true }, "{value}");
+        }
+        assert_eq!(parse_basic(&HeaderMap::new()).unwrap(), None);
     }
 
     #[test]

@@ -21,12 +21,11 @@
 use crate::app::Gateway;
 use crate::flow::progress::{cas, CAS_ATTEMPTS};
 use crate::flow::{AuthResult, Channel, FailReason, Transaction, TxState};
+use crate::keyed_hash::KeyedHasher;
 use crate::store::StoreError;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use rand::TryRngCore;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 /// Longest typed code we even look at (C-20: longer input is one wrong attempt).
@@ -128,7 +127,7 @@ pub enum OtpError {
 
 /// Settings and key of codes and links (from `[sms_codes]` and `keys.sms_hmac_secret_file`).
 pub struct SmsCodes {
-    key: Vec<u8>,
+    key: KeyedHasher,
     /// Digits per code (6–8).
     pub digits: u8,
     /// Lifetime of a code or link, ms.
@@ -200,22 +199,11 @@ pub fn confirm_url(issuer: &str, secret: &OneTimeSecret) -> String {
     format!("{issuer}/sms/confirm/{}", secret.expose())
 }
 
-/// HMAC-SHA256 under `key` of length-prefixed `parts` (no two different inputs concatenate
-/// alike): the keyed hash behind every store key derived from a secret or an MSISDN.
-pub fn keyed_digest(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut m = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
-    for p in parts {
-        m.update(&(p.len() as u64).to_be_bytes());
-        m.update(p);
-    }
-    m.finalize().into_bytes().into()
-}
-
 impl SmsCodes {
     /// From validated `[sms_codes]` settings and the HMAC key.
     pub fn new(cfg: &crate::config::SmsCodesConfig, key: Vec<u8>) -> Self {
         Self {
-            key,
+            key: KeyedHasher::new(&key),
             digits: cfg.code_digits,
             ttl_ms: cfg.code_ttl_s.saturating_mul(1000),
             max_attempts: cfg.max_attempts,
@@ -225,8 +213,9 @@ impl SmsCodes {
         }
     }
 
+    /// HMAC-SHA256 of length-prefixed `parts` ([`KeyedHasher::digest`]; label first).
     fn hmac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        keyed_digest(&self.key, parts)
+        self.key.digest(parts)
     }
 
     /// The stored HMAC of `secret` for `tx` in `mode` (hex).

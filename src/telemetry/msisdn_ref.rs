@@ -7,9 +7,8 @@
 //!
 //! Owns: the key and the reference. Must not know: where it is printed.
 
+use crate::keyed_hash::KeyedHasher;
 use crate::msisdn::Msisdn;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
 
 /// Bytes of the HMAC kept (64 bits: no collision among a few billion numbers is likely, and
 /// too short to be mistaken for a full hash).
@@ -18,8 +17,8 @@ pub const REF_BYTES: usize = 8;
 /// Keyed MSISDN references for log lines.
 #[derive(Clone)]
 pub struct MsisdnPseudonyms {
-    /// The HMAC with the key already absorbed: cloning it per use skips the key schedule.
-    keyed: Hmac<Sha256>,
+    /// The HMAC with the key already absorbed.
+    keyed: KeyedHasher,
 }
 
 impl std::fmt::Debug for MsisdnPseudonyms {
@@ -31,18 +30,13 @@ impl std::fmt::Debug for MsisdnPseudonyms {
 impl MsisdnPseudonyms {
     /// From the log key (any length; ≥ 32 bytes in practice).
     pub fn new(key: &[u8]) -> Self {
-        // HMAC accepts keys of every length.
-        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
-        Self { keyed }
+        Self { keyed: KeyedHasher::new(key) }
     }
 
     /// The reference of `msisdn`: [`REF_BYTES`] × 2 lowercase hex digits.
     pub fn reference(&self, msisdn: Msisdn) -> MsisdnRef {
-        let mut mac = self.keyed.clone();
         let mut digits = itoa::Buffer::new();
-        mac.update(b"+");
-        mac.update(digits.format(msisdn.value()).as_bytes());
-        let full = mac.finalize().into_bytes();
+        let full = self.keyed.mac(&[b"+", digits.format(msisdn.value()).as_bytes()]);
         let mut out = [0u8; REF_BYTES * 2];
         // Sizes fixed: 2 hex digits per byte.
         let _ = hex::encode_to_slice(&full[..REF_BYTES], &mut out);
@@ -77,6 +71,8 @@ impl std::fmt::Debug for MsisdnRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::{Hmac, Mac};
+    use sha2::Sha256;
 
     #[test]
     fn references_are_keyed_stable_and_never_the_number() {

@@ -301,17 +301,25 @@ impl OperatorBackend for ResilientBackend {
     }
 
     async fn start_push(&self, req: &PushRequest<'_>) -> Result<PushStarted, PushError> {
+        // The number's cache key (a keyed hash) is computed once for the lookup and the update.
+        let mut cached = None;
         if let Some(cache) = &self.cache {
-            if cache.not_enrolled(req.msisdn).await {
-                return Err(PushError::NotEnrolled);
+            let key = cache.key(req.msisdn);
+            match cache.lookup(&key).await {
+                push_cache::Lookup::NotEnrolled => return Err(PushError::NotEnrolled),
+                found => cached = Some((cache, key, found)),
             }
         }
         let result = self.run(true, self.inner.start_push(req)).await.map_err(Refused::push_error)?;
-        // A success needs no `forget`: the look-up above just missed (a remembered number never
-        // reaches the operator), so there is nothing to forget but for a race with another
-        // instance, whose entry then lives out its TTL. Not worth a store round trip per push.
-        if let (Some(cache), Err(PushError::NotEnrolled)) = (&self.cache, &result) {
-            cache.remember_not_enrolled(req.msisdn).await;
+        if let Some((cache, key, found)) = &cached {
+            match &result {
+                Err(PushError::NotEnrolled) => cache.remember_not_enrolled_at(key).await,
+                // A started push forgets the number, unless the lookup has just seen nothing
+                // there (one store call fewer per push: a Redis round trip). Only an entry
+                // written by another request in between is left to its TTL.
+                Ok(_) if *found == push_cache::Lookup::Unknown => cache.forget_at(key).await,
+                _ => {}
+            }
         }
         result
     }

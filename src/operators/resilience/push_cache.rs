@@ -2,13 +2,14 @@
 //! (`unknown_user_id`), remembered in the shared [`Store`] for `not_enrolled_ttl_s` so that
 //! every gateway instance sends the next authentication of that number straight to the right
 //! channel (SMS where the client's policy allows it, else `unknown_user_id`) without asking the
-//! operator again. An entry lives out its TTL: a remembered number never reaches the operator
-//! meanwhile, so a successful start (which follows a miss) does not call [`PushCapabilityCache::forget`]
-//! (kept for tooling and tests); only a race between instances could leave one behind. The key is a keyed hash (HMAC under the
-//! SMS HMAC secret, [`crate::sms::otp::keyed_digest`]) of operator and number, never the number.
+//! operator again; a successful push start forgets it (when the lookup before it could not
+//! tell: after a definite miss there is nothing to forget, and the store call is skipped). The
+//! key is a keyed hash (HMAC under the SMS HMAC secret,
+//! [`crate::keyed_hash::KeyedHasher::digest`]) of operator and number, never the number.
 //! A store failure is a cache miss: the operator is asked as before.
 
 use crate::clock::SharedClock;
+use crate::keyed_hash::KeyedHasher;
 use crate::msisdn::Msisdn;
 use crate::store::Store;
 use crate::telemetry::metrics::ResilienceMetrics;
@@ -22,8 +23,8 @@ pub struct CacheParts {
     pub store: Arc<dyn Store>,
     /// Wall clock of the store's deadlines.
     pub clock: SharedClock,
-    /// HMAC key of the store keys.
-    pub key: Arc<[u8]>,
+    /// HMAC of the store keys, keyed by the SMS HMAC secret.
+    pub key: KeyedHasher,
 }
 
 /// One operator's view of the cache.
@@ -38,6 +39,17 @@ pub struct PushCapabilityCache {
 
 /// Store key prefix.
 const PREFIX: &str = "pushcap:";
+
+/// What a cache lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Remembered as not enrolled.
+    NotEnrolled,
+    /// Nothing remembered.
+    Absent,
+    /// The store failed: treated as a miss, but an entry may exist.
+    Unknown,
+}
 
 impl PushCapabilityCache {
     /// The cache of `operator`, entries kept `ttl_s`.
@@ -55,10 +67,11 @@ impl PushCapabilityCache {
 
     /// The store key of `msisdn` at this operator.
     pub fn key(&self, msisdn: &Msisdn) -> String {
-        let digest = crate::sms::otp::keyed_digest(
-            &self.parts.key,
-            &[b"mcgate push capability v1", self.operator.as_bytes(), &msisdn.value().to_be_bytes()],
-        );
+        let digest = self.parts.key.digest(&[
+            b"mcgate push capability v1",
+            self.operator.as_bytes(),
+            &msisdn.value().to_be_bytes(),
+        ]);
         let mut k = String::with_capacity(PREFIX.len() + 64);
         k.push_str(PREFIX);
         k.push_str(&hex::encode(digest));
@@ -67,24 +80,43 @@ impl PushCapabilityCache {
 
     /// Whether `msisdn` is remembered as not enrolled (counted as a hit).
     pub async fn not_enrolled(&self, msisdn: &Msisdn) -> bool {
-        let hit = matches!(self.parts.store.get_value(&self.key(msisdn)).await, Ok(Some(_)));
-        if hit {
-            self.hit.inc();
+        self.lookup(&self.key(msisdn)).await == Lookup::NotEnrolled
+    }
+
+    /// What the cache holds under the number's store key ([`Self::key`], computed once per
+    /// push); a hit is counted.
+    pub async fn lookup(&self, key: &str) -> Lookup {
+        match self.parts.store.get_value(key).await {
+            Ok(Some(_)) => {
+                self.hit.inc();
+                Lookup::NotEnrolled
+            }
+            Ok(None) => Lookup::Absent,
+            Err(_) => Lookup::Unknown,
         }
-        hit
     }
 
     /// Remembers that `msisdn` is not enrolled.
     pub async fn remember_not_enrolled(&self, msisdn: &Msisdn) {
+        self.remember_not_enrolled_at(&self.key(msisdn)).await
+    }
+
+    /// [`Self::remember_not_enrolled`] by the number's store key.
+    pub async fn remember_not_enrolled_at(&self, key: &str) {
         let until = self.parts.clock.now_ms().saturating_add(self.ttl_ms);
-        if let Ok(None) = self.parts.store.put_if_absent(&self.key(msisdn), "not_enrolled", until).await {
+        if let Ok(None) = self.parts.store.put_if_absent(key, "not_enrolled", until).await {
             self.store.inc();
         }
     }
 
     /// Forgets `msisdn` (a push to it started: it is enrolled now).
     pub async fn forget(&self, msisdn: &Msisdn) {
-        if let Ok(Some(_)) = self.parts.store.take(&self.key(msisdn)).await {
+        self.forget_at(&self.key(msisdn)).await
+    }
+
+    /// [`Self::forget`] by the number's store key.
+    pub async fn forget_at(&self, key: &str) {
+        if let Ok(Some(_)) = self.parts.store.take(key).await {
             self.invalidate.inc();
         }
     }
@@ -101,10 +133,18 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
         let registry = prometheus::Registry::new();
         let metrics = ResilienceMetrics::register(&registry, &["movistar".into()]).unwrap();
-        let parts = CacheParts { store, clock: clock.clone(), key: Arc::from(&b"k"[..]) };
+        let parts = CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k") };
         let cache = PushCapabilityCache::new(parts.clone(), "movistar", 60, &metrics);
         let n = Msisdn::from_digits(34_600_000_004).unwrap();
         assert!(!cache.key(&n).contains("600000004"), "never the number");
+        // Shared with other instances through the store: the key must never change.
+        use hmac::{Hmac, Mac};
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(b"k").unwrap();
+        for p in [&b"mcgate push capability v1"[..], b"movistar", &34_600_000_004u64.to_be_bytes()] {
+            m.update(&(p.len() as u64).to_be_bytes());
+            m.update(p);
+        }
+        assert_eq!(cache.key(&n), format!("pushcap:{}", hex::encode(m.finalize().into_bytes())));
         assert_ne!(cache.key(&n), PushCapabilityCache::new(parts, "orange", 60, &metrics).key(&n));
         assert!(!cache.not_enrolled(&n).await);
         cache.remember_not_enrolled(&n).await;
