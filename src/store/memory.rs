@@ -15,7 +15,9 @@ use std::hash::BuildHasher;
 const SHARDS: usize = 64;
 
 struct Entry {
-    tx: Transaction,
+    /// Boxed: the maps then hold small entries, so the doubling of a busy shard's table moves
+    /// ~48 bytes per transaction instead of the whole transaction (a latency spike under load).
+    tx: Box<Transaction>,
     version: u64,
     retain_until_ms: u64,
 }
@@ -70,7 +72,7 @@ impl Store for MemoryStore {
                 return Err(StoreError::AlreadyExists);
             }
         }
-        shard.txs.insert(tx.id.clone(), Entry { tx, version: 1, retain_until_ms });
+        shard.txs.insert(tx.id.clone(), Entry { tx: Box::new(tx), version: 1, retain_until_ms });
         Ok(1)
     }
 
@@ -81,7 +83,7 @@ impl Store for MemoryStore {
             .txs
             .get(id)
             .filter(|e| e.retain_until_ms > now)
-            .map(|e| Versioned { value: e.tx.clone(), version: e.version }))
+            .map(|e| Versioned { value: (*e.tx).clone(), version: e.version }))
     }
 
     async fn compare_and_set(
@@ -95,12 +97,12 @@ impl Store for MemoryStore {
         match shard.txs.get_mut(&tx.id).filter(|e| e.retain_until_ms > now) {
             Some(e) if e.version == expected_version => {
                 e.version += 1;
-                e.tx = tx;
+                *e.tx = tx; // the box is reused
                 e.retain_until_ms = retain_until_ms;
                 Ok(CasResult::Applied { version: e.version })
             }
             Some(e) => Ok(CasResult::Conflict {
-                current: Some(Box::new(Versioned { value: e.tx.clone(), version: e.version })),
+                current: Some(Box::new(Versioned { value: (*e.tx).clone(), version: e.version })),
             }),
             None => Ok(CasResult::Conflict { current: None }),
         }
