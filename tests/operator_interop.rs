@@ -69,7 +69,9 @@ impl OidcProviderOp {
             match Self::try_start(stock_binding_message) {
                 Ok(op) => return op,
                 Err(stderr) => {
-                    eprintln!("oidc-provider-op.mjs silent for {OP_START_TIMEOUT:?}; killed, starting it again");
+                    eprintln!(
+                        "oidc-provider-op.mjs silent for {OP_START_TIMEOUT:?}; killed, starting it again: {stderr}"
+                    );
                     silent.push(stderr)
                 }
             }
@@ -128,9 +130,15 @@ impl OidcProviderOp {
         match listening_rx.recv_timeout(OP_START_TIMEOUT) {
             Ok(issuer) => op.issuer = issuer,
             Err(_) => {
+                // Where the silent process sits, for whoever chases this (Linux /proc).
+                let pid = op.child.id();
+                let proc = |f: &str| std::fs::read_to_string(format!("/proc/{pid}/{f}")).unwrap_or_default();
+                let state = proc("status").lines().find(|l| l.starts_with("State:")).unwrap_or("").to_owned();
+                let where_ = format!("[{state}; wchan {}]", proc("wchan"));
                 let _ = op.child.kill();
                 let _ = op.child.wait();
-                return Err(op.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default());
+                let stderr = op.stderr.take().and_then(|t| t.join().ok()).unwrap_or_default();
+                return Err(format!("{where_}\n{stderr}"));
             }
         }
         assert!(op.issuer.starts_with("http://127.0.0.1:"), "OP issuer {} is not loopback", op.issuer);
