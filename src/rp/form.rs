@@ -131,14 +131,7 @@ impl<'a> Params<'a> {
                 Some(i) => (&field[..i], &field[i + 1..]),
                 None => (field, &field[field.len()..]),
             };
-            let (k, v) = (decode(k)?, decode(v)?);
-            if pairs.len() == MAX_FIELDS {
-                return Err(RpError::invalid_request("too many parameters"));
-            }
-            if pairs.iter().any(|(n, _)| *n == k) {
-                return Err(RpError::InvalidRequest(format!("parameter {} is repeated", printable(&k)).into()));
-            }
-            pairs.push((k, v));
+            push_pair(&mut pairs, decode(k)?, decode(v)?)?;
         }
         Ok(Self { pairs })
     }
@@ -163,14 +156,7 @@ impl<'a> Params<'a> {
                 Some(i) => (field.start..field.start + i, field.start + i + 1..field.end),
                 None => (field.clone(), field.end..field.end),
             };
-            let (k, v) = (component(raw, k, &mut escapes)?, component(raw, v, &mut escapes)?);
-            if pairs.len() == MAX_FIELDS {
-                return Err(RpError::invalid_request("too many parameters"));
-            }
-            if pairs.iter().any(|(n, _)| *n == k) {
-                return Err(RpError::InvalidRequest(format!("parameter {} is repeated", printable(&k)).into()));
-            }
-            pairs.push((k, v));
+            push_pair(&mut pairs, component(raw, k, &mut escapes)?, component(raw, v, &mut escapes)?)?;
         }
         Ok(Self { pairs })
     }
@@ -226,6 +212,23 @@ fn decode(raw: &[u8]) -> Result<Cow<'_, str>, RpError> {
         i += 1;
     }
     String::from_utf8(out).map(Cow::Owned).map_err(|_| bad())
+}
+
+/// Adds one decoded field, refusing the field past [`MAX_FIELDS`] and a repeated name (both
+/// parse paths).
+fn push_pair<'a>(
+    pairs: &mut Vec<(Cow<'a, str>, Cow<'a, str>)>,
+    k: Cow<'a, str>,
+    v: Cow<'a, str>,
+) -> Result<(), RpError> {
+    if pairs.len() == MAX_FIELDS {
+        return Err(RpError::invalid_request("too many parameters"));
+    }
+    if pairs.iter().any(|(n, _)| *n == k) {
+        return Err(RpError::InvalidRequest(format!("parameter {} is repeated", printable(&k)).into()));
+    }
+    pairs.push((k, v));
+    Ok(())
 }
 
 /// [`decode`] of the component `range` of a UTF-8 body (cut at ASCII `&`/`=`): borrowed unless
