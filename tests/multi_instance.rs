@@ -158,6 +158,11 @@ async fn post(
     panic!("no instance answered 6 attempts");
 }
 
+/// POSTs `form` as the RP to `url` (one instance, no retry) and returns the JSON answer.
+async fn rp_json(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> serde_json::Value {
+    http.post(url).basic_auth("rp", Some(RP_SECRET)).form(form).send().await.unwrap().json().await.unwrap()
+}
+
 async fn one_transaction(http: reqwest::Client, targets: Targets, counts: Arc<Counts>, n: usize) {
     let msisdn = format!("MSISDN:346000{:04}1", n % 10_000); // last digit 1: the person approves
     let (status, ack) =
@@ -294,46 +299,24 @@ async fn two_instances_share_redis_and_lose_nothing_when_one_is_killed() {
 
     // The same transaction across instances: started on A, polled and consumed on B.
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let ack: serde_json::Value = http
-        .post(format!("{}/bc-authorize", a.public))
-        .basic_auth("rp", Some(RP_SECRET))
-        .form(&[("scope", "openid mc_authn"), ("login_hint", "MSISDN:34600000011")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ack = rp_json(
+        &http,
+        &format!("{}/bc-authorize", a.public),
+        &[("scope", "openid mc_authn"), ("login_hint", "MSISDN:34600000011")],
+    )
+    .await;
     let id = ack["auth_req_id"].as_str().expect("auth_req_id").to_owned();
     let form = [("grant_type", "urn:openid:params:grant-type:ciba"), ("auth_req_id", id.as_str())];
     let mut cross = serde_json::Value::Null;
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(1_050)).await;
-        cross = http
-            .post(format!("{}/token", b.public))
-            .basic_auth("rp", Some(RP_SECRET))
-            .form(&form)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        cross = rp_json(&http, &format!("{}/token", b.public), &form).await;
         if cross["error"] != "authorization_pending" {
             break;
         }
     }
     assert!(cross["id_token"].is_string(), "started on A, approved by callback, consumed on B: {cross}");
-    let again: serde_json::Value = http
-        .post(format!("{}/token", a.public))
-        .basic_auth("rp", Some(RP_SECRET))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let again = rp_json(&http, &format!("{}/token", a.public), &form).await;
     assert_eq!(again["error"], "invalid_grant", "consumed on B, refused on A");
 
     // Bounded load with random routing; kill -9 A mid-load, then restart it.
