@@ -225,6 +225,12 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
         }
         None => Metrics::register_with_clients(opts.registry, &ids, &client_ids)?,
     };
+    // The store, and the clock every part reads "now" from (a Redis store may keep it on Redis's
+    // clock): both outlive a reload.
+    let (store, clock): (Arc<dyn Store>, SharedClock) = match carry {
+        Some(old) => (old.store.clone(), old.clock.clone()),
+        None => crate::store::select::build(&cfg.store, opts.clock.clone(), metrics.store.clone())?,
+    };
     let index_of = |id: &str| ids.iter().position(|o| o == id).map(|i| OperatorIndex(i as u16));
     let rules = ParseRules {
         default_country_code: cfg.discovery.default_country_code,
@@ -275,12 +281,12 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
                 (None, None) => return Err(BuildError::MissingSecret(op.id.clone())),
             },
         };
-        let (clock, dir) = (opts.clock.clone(), &loaded.base_dir);
+        let (op_clock, dir) = (clock.clone(), &loaded.base_dir);
         if op.mode == "mc_si" {
-            let si = MobileConnectSi::new(op, &secret, dir, clock, &metrics, keys.clone(), &cfg.server.issuer)?;
+            let si = MobileConnectSi::new(op, &secret, dir, op_clock, &metrics, keys.clone(), &cfg.server.issuer)?;
             operators.push(Arc::new(si));
         } else {
-            operators.push(Arc::new(MobileConnectCiba::new(op, &secret, dir, clock, &metrics)?));
+            operators.push(Arc::new(MobileConnectCiba::new(op, &secret, dir, op_clock, &metrics)?));
         }
         sms_operators.push(sms_operator(op, &secret, &loaded.base_dir));
         operator_info.push(OperatorInfo {
@@ -292,7 +298,7 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
         });
     }
 
-    let (clients, id_token_algs) = crate::rp::client_auth::build_registry(loaded, &keys, opts.clock.clone(), index_of)?;
+    let (clients, id_token_algs) = crate::rp::client_auth::build_registry(loaded, &keys, clock.clone(), index_of)?;
     // A generated secret (no file) is reused on reload; a named file is read again.
     let secret = |file: &Option<std::path::PathBuf>, old: Option<&Vec<u8>>| match (file, old) {
         (None, Some(old)) => Ok(old.clone()),
@@ -305,10 +311,6 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
     // Kept across a reload when generated, so one MSISDN keeps one `msisdn_ref` in the logs.
     let log_pseudonym_secret =
         secret(&cfg.keys.log_pseudonym_secret_file, old_secrets.as_ref().map(|s| &s.log_pseudonym))?;
-    let store: Arc<dyn Store> = match carry {
-        Some(old) => old.store.clone(),
-        None => crate::store::select::build(&cfg.store, opts.clock.clone(), metrics.store.clone())?,
-    };
     // Breaker, in-flight cap, retry budget and push-capability cache around every adapter.
     let resilience_metrics = match carry {
         Some(old) => {
@@ -323,19 +325,19 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
         &cfg.operators,
         Some(crate::operators::resilience::push_cache::CacheParts {
             store: store.clone(),
-            clock: opts.clock.clone(),
+            clock: clock.clone(),
             key: crate::keyed_hash::KeyedHasher::new(&sms_hmac_secret),
         }),
         &resilience_metrics,
     )
     .map_err(BuildError::Resilience)?;
-    let sms = sms_fallback(cfg, sms_operators, store.clone(), opts.clock.clone(), &metrics, carry.map(|g| &g.sms))?;
+    let sms = sms_fallback(cfg, sms_operators, store.clone(), clock.clone(), &metrics, carry.map(|g| &g.sms))?;
     // The audit writer and the usage counters are the instance's own: a reload keeps them
     // (changes to [audit] and [usage] need a restart).
     let (audit, usage) = match carry {
         Some(old) => (old.audit.clone(), old.usage.clone()),
         None => {
-            let (a, u) = records(loaded, &pairwise_secret, store.clone(), opts.clock.clone(), &metrics)?;
+            let (a, u) = records(loaded, &pairwise_secret, store.clone(), clock.clone(), &metrics)?;
             (a, Arc::new(u))
         }
     };
@@ -350,7 +352,7 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
             id_token_algs: Arc::new(id_token_algs),
         },
         issuer,
-        clock: opts.clock,
+        clock,
         rules,
         directory,
         operators,

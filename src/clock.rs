@@ -3,7 +3,7 @@
 //! "valid at 299 s, expired at 301 s" is an exact assertion. This is the only module that reads
 //! the system clock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,6 +19,12 @@ pub trait Clock: Send + Sync + 'static {
 
 /// Shared clock handle.
 pub type SharedClock = Arc<dyn Clock>;
+
+impl Clock for SharedClock {
+    fn now_ms(&self) -> u64 {
+        (**self).now_ms()
+    }
+}
 
 /// The real system clock.
 #[derive(Debug, Default, Clone, Copy)]
@@ -53,6 +59,50 @@ impl Clock for ManualClock {
     }
 }
 
+/// A clock that follows a reference clock it can only sample now and then: the shared store's
+/// (Redis `TIME`, read by the store's health probe). Every instance sharing a store then agrees
+/// on "now" for the deadlines in the shared records, whatever its own system clock says
+/// (shared/security.md F-15: one instance's clock ±5 min must not accept expired items nor
+/// expire live ones). Until the first sample it reads as its base clock.
+#[derive(Debug)]
+pub struct OffsetClock<C: Clock = SystemClock> {
+    base: C,
+    offset_ms: AtomicI64,
+}
+
+impl<C: Clock> OffsetClock<C> {
+    /// Follows `base` until the first [`observe`](Self::observe).
+    pub fn new(base: C) -> Self {
+        Self { base, offset_ms: AtomicI64::new(0) }
+    }
+
+    /// The base clock's reading (what to stamp a sample's send and receive times with).
+    pub fn base_now_ms(&self) -> u64 {
+        self.base.now_ms()
+    }
+
+    /// Reference minus base, milliseconds, as last observed.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::Relaxed)
+    }
+
+    /// Records one reading `reference_ms` of the reference clock, asked for at `sent_ms` and
+    /// answered at `received_ms` (base clock): the reading is taken to be from the midpoint, so
+    /// the error is at most half the round trip. Returns the new offset.
+    pub fn observe(&self, reference_ms: u64, sent_ms: u64, received_ms: u64) -> i64 {
+        let mid = sent_ms + received_ms.saturating_sub(sent_ms) / 2;
+        let offset = reference_ms as i64 - mid as i64;
+        self.offset_ms.store(offset, Ordering::Relaxed);
+        offset
+    }
+}
+
+impl<C: Clock> Clock for OffsetClock<C> {
+    fn now_ms(&self) -> u64 {
+        (self.base.now_ms() as i64).saturating_add(self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
+    }
+}
+
 /// `n` random bytes from the operating system's CSPRNG (through `rand`'s thread-local
 /// ChaCha generator, reseeded from the OS), base64url without padding.
 pub fn random_token(n_bytes: usize) -> String {
@@ -74,6 +124,22 @@ mod tests {
         assert_eq!(c.now_s(), 1);
         c.advance_ms(2_500);
         assert_eq!(c.now_ms(), 3_500);
+    }
+
+    #[test]
+    fn offset_clock_follows_the_reference_from_the_round_trip_midpoint() {
+        let c = OffsetClock::new(ManualClock::new(10_000));
+        assert_eq!(c.now_ms(), 10_000, "no sample yet: the base clock");
+        // Asked at 10 000, answered at 10 040: the reference said 310 020 at about 10 020.
+        assert_eq!(c.observe(310_020, 10_000, 10_040), 300_000);
+        assert_eq!(c.now_ms(), 310_000);
+        c.base.advance_ms(1_000);
+        assert_eq!(c.now_ms(), 311_000, "the base still drives the seconds");
+        // A base clock five minutes fast is pulled back.
+        let fast = OffsetClock::new(ManualClock::new(400_000));
+        assert_eq!(fast.observe(100_010, 400_000, 400_020), -300_000);
+        assert_eq!(fast.now_ms(), 100_000);
+        assert_eq!(fast.offset_ms(), -300_000);
     }
 
     #[test]

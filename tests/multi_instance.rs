@@ -14,53 +14,17 @@ use mcgate::config::Secret;
 use mcgate::sim::{SimConfig, SimNotification, SimOperator};
 use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use support::process::{write_redis_config, RedisServeConfig, ServeProcess};
 use support::redis::TestRedis;
 
 const TRANSACTIONS: usize = 200;
 const CONCURRENCY: usize = 20;
 const KILL_AFTER: usize = 60;
 const RP_SECRET: &str = "test";
-const RP_SECRET_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
-
-/// One `mcgate serve` process.
-struct Instance {
-    child: Child,
-    public: String,
-    admin: String,
-}
-
-impl Instance {
-    fn start(config: &std::path::Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mcgate"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert!(line.starts_with("mcgate ready: public=http://127.0.0.1:"), "{line}");
-        let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_owned();
-        Self { public: field("public="), admin: field("admin="), child }
-    }
-
-    fn kill9(&mut self) {
-        let _ = self.child.kill(); // SIGKILL
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 /// Where the two instances listen now (the restarted one gets new ports).
 type Targets = Arc<Mutex<Vec<String>>>;
@@ -216,58 +180,6 @@ async fn one_transaction(http: reqwest::Client, targets: Targets, counts: Arc<Co
     }
 }
 
-fn write_config(dir: &std::path::Path, redis_url: &str, sim_issuer: &str, sim_secret: &str) -> std::path::PathBuf {
-    let certs = dir.join("certs");
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_mcgate")).args(["certs", "--dir", certs.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = format!(
-        r#"
-[server]
-issuer = "http://127.0.0.1:8088"
-listen = "127.0.0.1:0"
-tls = false
-admin_listen = "127.0.0.1:0"
-runtime = "multi_thread"
-workers = 2
-
-[keys]
-signing_keys = ["certs/signing-rs256.pem"]
-pairwise_secret_file = "certs/pairwise.secret"
-subscriber_id_secret_file = "certs/subscriber-id.secret"
-
-[ciba]
-interval_s = 1
-slow_down_step_s = 1
-
-[store]
-kind = "redis"
-url = "{redis_url}"
-health_interval_ms = 200
-
-[log]
-level = "warn"
-
-[[operators]]
-id = "orange"
-prefixes = ["34"]
-issuer = "{sim_issuer}"
-client_id = "mcgate"
-client_secret = "{sim_secret}"
-call_timeout_ms = 2000
-notification = "ping"
-
-[[clients]]
-client_id = "rp"
-client_secret_sha256 = ["{RP_SECRET_SHA256}"]
-sector_identifier = "rp.example"
-"#
-    );
-    let path = dir.join("routing.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_share_redis_and_lose_nothing_when_one_is_killed() {
     let redis = TestRedis::start();
@@ -289,9 +201,20 @@ async fn two_instances_share_redis_and_lose_nothing_when_one_is_killed() {
     )
     .await
     .unwrap();
-    let config = write_config(dir.path(), &redis.url(), sim.issuer(), &secret);
-    let mut a = Instance::start(&config);
-    let b = Instance::start(&config);
+    let redis_url = redis.url();
+    let config = write_redis_config(
+        dir.path(),
+        &RedisServeConfig {
+            redis_url: &redis_url,
+            sim_issuer: sim.issuer(),
+            sim_secret: &secret,
+            store_extra: "",
+            operator_extra: "notification = \"ping\"",
+            log_level: "warn",
+        },
+    );
+    let mut a = ServeProcess::start(&config);
+    let b = ServeProcess::start(&config);
     let targets: Targets = Arc::new(Mutex::new(vec![a.public.clone(), b.public.clone()]));
     let relay_stats = Arc::new(RelayStats::default());
     let relay = start_relay(targets.clone(), relay_stats.clone()).await;
@@ -343,7 +266,7 @@ async fn two_instances_share_redis_and_lose_nothing_when_one_is_killed() {
     a.kill9();
     let killed_at = counts.started.load(Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    a = Instance::start(&config);
+    a = ServeProcess::start(&config);
     targets.lock()[0] = a.public.clone();
     for w in workers {
         w.await.unwrap();

@@ -170,7 +170,7 @@ async fn ready(store: &dyn Store) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_store_meets_the_contract() {
     let redis = TestRedis::start();
-    let store = Arc::new(RedisStore::new(&redis_config(redis.url()), clock()).unwrap());
+    let store = Arc::new(RedisStore::new(&redis_config(redis.url()), clock(), None).unwrap());
     ready(store.as_ref()).await;
     contract(store).await;
 }
@@ -178,7 +178,7 @@ async fn redis_store_meets_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_keys_carry_the_prefix_a_hash_tag_and_a_ttl() {
     let redis = TestRedis::start();
-    let store = RedisStore::new(&redis_config(redis.url()), clock()).unwrap();
+    let store = RedisStore::new(&redis_config(redis.url()), clock(), None).unwrap();
     store.insert(tx("abc"), now() + 30_000).await.unwrap();
     store.remember_once("jti:x", now() + 30_000).await.unwrap();
     let keys = redis.command(&["KEYS", "*"]);
@@ -193,7 +193,7 @@ async fn redis_keys_carry_the_prefix_a_hash_tag_and_a_ttl() {
 async fn redis_down_fails_closed_and_recovers() {
     let mut redis = TestRedis::start();
     let cfg = StoreConfig { health_interval_ms: 200, ..redis_config(redis.url()) };
-    let store = RedisStore::new(&cfg, clock()).unwrap();
+    let store = RedisStore::new(&cfg, clock(), None).unwrap();
     ready(&store).await;
     redis.stop();
     let started = std::time::Instant::now();

@@ -287,6 +287,15 @@ pub struct StoreConfig {
     /// without reading first ([`crate::flow::poll_cache`]; default 4096, 0 = off).
     #[serde(default = "default_poll_cache_slots")]
     pub poll_cache_slots: usize,
+    /// Redis: read "now" off the store's clock (Redis `TIME`, sampled by the health probe) instead
+    /// of this host's, so every instance agrees on the deadlines of shared transactions (F-15;
+    /// default true).
+    #[serde(default = "default_true")]
+    pub shared_clock: bool,
+    /// Redis: a warning is logged when this host's clock is further than this from the store's,
+    /// milliseconds (default 60000; `mcgate_store_clock_offset_seconds` always shows the offset).
+    #[serde(default = "default_clock_offset_warn_ms")]
+    pub clock_offset_warn_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -303,6 +312,8 @@ impl Default for StoreConfig {
             health_interval_ms: default_redis_health_ms(),
             reconnect_max_delay_ms: default_redis_health_ms(),
             poll_cache_slots: default_poll_cache_slots(),
+            shared_clock: true,
+            clock_offset_warn_ms: default_clock_offset_warn_ms(),
         }
     }
 }
@@ -436,6 +447,10 @@ fn default_poll_gate_slots() -> usize {
 
 fn default_poll_cache_slots() -> usize {
     4096
+}
+
+fn default_clock_offset_warn_ms() -> u64 {
+    60_000
 }
 
 fn default_redis_health_ms() -> u64 {

@@ -2,11 +2,13 @@
 //! Redis) into `mcgate_store_operation_duration_seconds{op}` and counting failures in
 //! `mcgate_store_errors_total{op}`. `op` is the trait method name (a closed set); the label
 //! handles are resolved once at start-up, so a call pays a clock read and two atomic adds.
+//! [`StoreMetrics`] also holds `mcgate_store_clock_offset_seconds`, set by a Redis store that
+//! keeps the gateway's clock on its own (`store.shared_clock`; 0 otherwise).
 
 use super::{CasResult, Store, StoreError, Versioned};
 use crate::flow::Transaction;
 use async_trait::async_trait;
-use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,6 +49,8 @@ enum Op {
 pub struct StoreMetrics {
     seconds: Arc<[Histogram]>,
     errors: Arc<[IntCounter]>,
+    /// The store's clock minus this host's, seconds.
+    pub clock_offset: Gauge,
 }
 
 impl StoreMetrics {
@@ -63,7 +67,13 @@ impl StoreMetrics {
             &["op"],
         )?;
         registry.register(Box::new(errors.clone()))?;
+        let clock_offset = Gauge::new(
+            "mcgate_store_clock_offset_seconds",
+            "Shared store's clock minus this host's (Redis TIME; the gateway follows the store's clock)",
+        )?;
+        registry.register(Box::new(clock_offset.clone()))?;
         Ok(Self {
+            clock_offset,
             seconds: OPS.iter().map(|op| seconds.with_label_values(&[op])).collect(),
             errors: OPS.iter().map(|op| errors.with_label_values(&[op])).collect(),
         })

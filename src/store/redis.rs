@@ -15,7 +15,7 @@
 //! Each thread lazily opens `connections` of its own and uses them round robin.
 
 use super::{CasResult, Store, StoreError, Versioned};
-use crate::clock::SharedClock;
+use crate::clock::{OffsetClock, SharedClock};
 use crate::config::model::StoreConfig;
 use crate::flow::Transaction;
 use async_trait::async_trait;
@@ -79,6 +79,9 @@ pub fn config_problems(cfg: &StoreConfig) -> Vec<(&'static str, String)> {
     if cfg.poll_cache_slots > 1 << 20 {
         out.push(("store.poll_cache_slots", "must be at most 1048576".to_string()));
     }
+    if !(100..=3_600_000).contains(&cfg.clock_offset_warn_ms) {
+        out.push(("store.clock_offset_warn_ms", "must be between 100 and 3600000".to_string()));
+    }
     if !(10..=60_000).contains(&cfg.reconnect_max_delay_ms) {
         out.push(("store.reconnect_max_delay_ms", "must be between 10 and 60000".to_string()));
     }
@@ -102,6 +105,53 @@ struct Inner {
     cas: Script,
     put_if_absent: Script,
     incr: Script,
+    /// Set when the gateway reads "now" off Redis's clock (`store.shared_clock`).
+    follow: Option<ClockFollow>,
+}
+
+/// The gateway clock that follows Redis's (`TIME`, sampled by the health probe), with what the
+/// NOC sees of it.
+pub struct ClockFollow {
+    /// The gateway's clock.
+    pub clock: Arc<OffsetClock<SharedClock>>,
+    /// `mcgate_store_clock_offset_seconds`: Redis's clock minus this host's.
+    pub offset_gauge: prometheus::Gauge,
+    /// Above this offset (absolute, ms) a warning is logged.
+    pub warn_ms: u64,
+    /// Whether the last sample was above `warn_ms` (a warning per crossing, not per probe).
+    warned: AtomicBool,
+}
+
+impl ClockFollow {
+    /// Follows Redis's clock with `clock`, reporting on `offset_gauge`.
+    pub fn new(clock: Arc<OffsetClock<SharedClock>>, offset_gauge: prometheus::Gauge, warn_ms: u64) -> Self {
+        Self { clock, offset_gauge, warn_ms, warned: AtomicBool::new(false) }
+    }
+
+    /// One `TIME` answer (`seconds`, `micros`), asked at `sent_ms` and answered at `received_ms`
+    /// on this host's clock. A sample whose round trip exceeds `max_rtt_ms` is not precise
+    /// enough and is ignored.
+    fn observe(&self, (seconds, micros): (u64, u64), sent_ms: u64, received_ms: u64, max_rtt_ms: u64) {
+        if received_ms.saturating_sub(sent_ms) > max_rtt_ms {
+            return;
+        }
+        let offset = self.clock.observe(seconds * 1000 + micros / 1000, sent_ms, received_ms);
+        self.offset_gauge.set(offset as f64 / 1000.0);
+        let off = offset.unsigned_abs() > self.warn_ms;
+        if self.warned.swap(off, Ordering::Relaxed) != off {
+            if off {
+                tracing::warn!(
+                    offset_ms = offset,
+                    "this host's clock is off the store's (Redis TIME): following the store's clock; fix the host's time sync"
+                );
+            } else {
+                tracing::info!(
+                    offset_ms = offset,
+                    "this host's clock is back within store.clock_offset_warn_ms of the store's"
+                );
+            }
+        }
+    }
 }
 
 /// The shared store.
@@ -118,13 +168,21 @@ fn unavailable(e: redis::RedisError) -> StoreError {
 impl RedisStore {
     /// Connects lazily (the gateway starts, and stays not ready, while Redis is down) and starts
     /// the health probe. Must run inside a Tokio runtime.
-    pub fn new(cfg: &StoreConfig, clock: SharedClock) -> Result<Self, RedisBuildError> {
+    /// With `follow`, the health probe reads Redis's `TIME` and keeps that clock on it.
+    pub fn new(cfg: &StoreConfig, clock: SharedClock, follow: Option<ClockFollow>) -> Result<Self, RedisBuildError> {
         let url = match (&cfg.url, &cfg.url_env) {
             (Some(u), _) => u.clone(),
             (None, Some(var)) => std::env::var(var).map_err(|_| RedisBuildError::MissingUrl(var.clone()))?,
             (None, None) => return Err(RedisBuildError::MissingUrl("(none)".into())),
         };
-        let client = redis::Client::open(url).map_err(|e| RedisBuildError::BadUrl(format!("{:?}", e.kind())))?;
+        let bad_url = |e: redis::RedisError| RedisBuildError::BadUrl(format!("{:?}", e.kind()));
+        // TCP_NODELAY (redis-rs leaves Nagle on): commands of many requests share a multiplexed
+        // connection, and Nagle would hold each small write until the previous one is ACKed —
+        // up to a delayed-ACK timeout when Redis is slow to answer.
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str())
+            .map_err(bad_url)?
+            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(bad_url)?;
         let manager_cfg = ConnectionManagerConfig::new()
             .set_response_timeout(Some(Duration::from_millis(cfg.timeout_ms)))
             .set_connection_timeout(Some(Duration::from_millis(cfg.connect_timeout_ms)))
@@ -147,6 +205,7 @@ impl RedisStore {
             cas: Script::new(CAS_LUA),
             put_if_absent: Script::new(PUT_IF_ABSENT_LUA),
             incr: Script::new(INCR_LUA),
+            follow,
         });
         tokio::spawn(health_loop(Arc::downgrade(&inner), Duration::from_millis(cfg.health_interval_ms)));
         Ok(Self { inner })
@@ -234,10 +293,26 @@ async fn health_loop(inner: Weak<Inner>, every: Duration) {
     loop {
         let Some(strong) = inner.upgrade() else { return };
         let mut conn = strong.probe.clone();
-        let ok = matches!(
-            tokio::time::timeout(strong.timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
-            Ok(Ok(_))
-        );
+        let ok = match &strong.follow {
+            // `TIME` proves liveness as PING does, and samples Redis's clock.
+            Some(follow) => {
+                let sent = follow.clock.base_now_ms();
+                let answer =
+                    tokio::time::timeout(strong.timeout, redis::cmd("TIME").query_async::<(u64, u64)>(&mut conn)).await;
+                match answer {
+                    Ok(Ok(time)) => {
+                        let max_rtt = strong.timeout.as_millis() as u64;
+                        follow.observe(time, sent, follow.clock.base_now_ms(), max_rtt);
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            None => matches!(
+                tokio::time::timeout(strong.timeout, redis::cmd("PING").query_async::<String>(&mut conn)).await,
+                Ok(Ok(_))
+            ),
+        };
         if strong.healthy.swap(ok, Ordering::SeqCst) != ok {
             if ok {
                 tracing::info!("redis store answers again");

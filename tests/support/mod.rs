@@ -6,7 +6,9 @@ pub mod browser;
 pub mod faults;
 pub mod noc;
 pub mod noc_plot;
+pub mod process;
 pub mod redis;
+pub mod slow_proxy;
 pub mod sms;
 
 use mcgate::demo::{Demo, DemoOptions};

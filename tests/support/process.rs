@@ -1,0 +1,131 @@
+//! One real `mcgate serve` process for a test: started on a configuration file (ephemeral
+//! loopback ports), its public and admin URLs read off the "mcgate ready" line, killed with
+//! SIGKILL on [`ServeProcess::kill9`] or Drop. Extra environment (e.g. libfaketime's) and a
+//! stderr file are optional.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+pub struct ServeProcess {
+    child: Child,
+    pub public: String,
+    pub admin: String,
+}
+
+impl ServeProcess {
+    /// `mcgate serve --config config`, stderr discarded.
+    pub fn start(config: &Path) -> Self {
+        Self::start_with(config, &[], None)
+    }
+
+    /// As [`start`](Self::start), with `env` added and stderr written to `stderr_to`.
+    pub fn start_with(config: &Path, env: &[(&str, &str)], stderr_to: Option<&Path>) -> Self {
+        let stderr = match stderr_to {
+            Some(p) => Stdio::from(std::fs::File::create(p).unwrap()),
+            None => Stdio::null(),
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcgate"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert!(line.starts_with("mcgate ready: public=http://127.0.0.1:"), "{line}");
+        let field = |k: &str| line.split_whitespace().find_map(|w| w.strip_prefix(k)).unwrap().to_owned();
+        Self { public: field("public="), admin: field("admin="), child }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// What differs between the Redis-backed `serve` configurations of the tests.
+pub struct RedisServeConfig<'a> {
+    pub redis_url: &'a str,
+    /// The simulated operator `orange` (prefix 34) and the secret it expects from the gateway.
+    pub sim_issuer: &'a str,
+    pub sim_secret: &'a str,
+    /// Lines added to `[store]` (after kind, url and `health_interval_ms = 200`).
+    pub store_extra: &'a str,
+    /// Lines added to the operator.
+    pub operator_extra: &'a str,
+    pub log_level: &'a str,
+}
+
+/// Writes `routing.toml` (and generates `certs/`) in `dir` for instances sharing one Redis:
+/// ephemeral loopback listeners, the same key files for every instance, CIBA interval 1 s,
+/// client `rp` with secret "test". Returns the file's path.
+pub fn write_redis_config(dir: &Path, c: &RedisServeConfig) -> std::path::PathBuf {
+    let certs = dir.join("certs");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_mcgate")).args(["certs", "--dir", certs.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        r#"
+[server]
+issuer = "http://127.0.0.1:8088"
+listen = "127.0.0.1:0"
+tls = false
+admin_listen = "127.0.0.1:0"
+runtime = "multi_thread"
+workers = 2
+
+[keys]
+signing_keys = ["certs/signing-rs256.pem"]
+pairwise_secret_file = "certs/pairwise.secret"
+subscriber_id_secret_file = "certs/subscriber-id.secret"
+
+[ciba]
+interval_s = 1
+slow_down_step_s = 1
+
+[store]
+kind = "redis"
+url = "{url}"
+health_interval_ms = 200
+{store_extra}
+
+[log]
+level = "{log_level}"
+
+[[operators]]
+id = "orange"
+prefixes = ["34"]
+issuer = "{issuer}"
+client_id = "mcgate"
+client_secret = "{secret}"
+call_timeout_ms = 2000
+{operator_extra}
+
+[[clients]]
+client_id = "rp"
+client_secret_sha256 = ["{RP_SECRET_SHA256}"]
+sector_identifier = "rp.example"
+"#,
+        url = c.redis_url,
+        store_extra = c.store_extra,
+        log_level = c.log_level,
+        issuer = c.sim_issuer,
+        secret = c.sim_secret,
+        operator_extra = c.operator_extra,
+    );
+    let path = dir.join("routing.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// SHA-256 of "test", the secret of client `rp` in [`write_redis_config`].
+pub const RP_SECRET_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
