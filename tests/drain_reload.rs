@@ -243,6 +243,46 @@ async fn ten_reloads_under_load_fail_nothing_and_an_invalid_file_is_rejected_wit
     assert!(flows_ok.load(Ordering::SeqCst) >= 6, "the load loop did work");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_removed_by_reload_fails_its_pending_transactions_with_a_clear_answer() {
+    let sims = start_sims(&["movistar", "orange"], Duration::from_millis(300), Duration::from_secs(1)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("routing.toml");
+    std::fs::write(&path, config(&sims, true, &["rp"], 0, "")).unwrap();
+    let gw = Gateway::start(&path);
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let ack: serde_json::Value = http
+        .post(format!("{}/bc-authorize", gw.public))
+        .basic_auth("rp", Some("test"))
+        .form(&[("scope", "openid"), ("login_hint", "MSISDN:34700000003")]) // orange; never answers
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = ack["auth_req_id"].as_str().unwrap_or_else(|| panic!("{ack}")).to_owned();
+
+    std::fs::write(&path, config(&sims, false, &["rp"], 1, "")).unwrap();
+    gw.signal("HUP");
+    wait_generation(&http, &gw.admin, 2.0).await;
+    for _ in 0..2 {
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let r = http
+            .post(format!("{}/token", gw.public))
+            .basic_auth("rp", Some("test"))
+            .form(&[("grant_type", "urn:openid:params:grant-type:ciba"), ("auth_req_id", id.as_str())])
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"], "transaction_failed", "{body}");
+        assert_eq!(body["error_description"], "operator_unavailable", "{body}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_under_load_unready_first_in_flight_completes_then_refuses() {
     // Slow acknowledgements (last digit 6) keep requests in flight across the SIGTERM.

@@ -22,8 +22,8 @@ pub enum ProgressError {
     /// The store failed.
     #[error("transaction store: {0}")]
     Store(#[from] StoreError),
-    /// The transaction names an operator that is not configured (a bug or a config change).
-    #[error("transaction names an unknown operator")]
+    /// A fetch was planned for a transaction without an operator transaction id (a bug).
+    #[error("transaction has no operator transaction to ask about")]
     UnknownOperator,
 }
 
@@ -105,11 +105,21 @@ pub fn with_fetch_lease(gw: &Gateway, mut claimed: Transaction, now_ms: u64) -> 
 /// Asks the operator about `claimed` (already written at `claimed_version` with its operator
 /// poll slot and fetch lease taken, [`with_fetch_lease`]) and applies the answer.
 pub async fn ask_operator(gw: &Gateway, claimed_version: u64, claimed: &Transaction) -> Result<Step, ProgressError> {
-    let (Some(operator), Some(op_ref)) = (gw.operator(&claimed.operator), claimed.operator_ref.as_ref()) else {
+    let Some(op_ref) = claimed.operator_ref.as_ref() else {
         return Err(ProgressError::UnknownOperator);
     };
-    crate::telemetry::trace::join_transaction(claimed.trace_id.as_deref());
-    let answer = operator.poll(op_ref).await;
+    let answer = match gw.operator(&claimed.operator) {
+        Some(operator) => {
+            crate::telemetry::trace::join_transaction(claimed.trace_id.as_deref());
+            operator.poll(op_ref).await
+        }
+        // Removed by a reload: nobody can ask it any more, so the transaction ends now, with
+        // the truth (`transaction_failed`/`operator_unavailable`), not an error at every poll.
+        None => {
+            tracing::warn!(operator = %claimed.operator, "the transaction's operator is no longer configured: failed");
+            OperatorAnswer::Failed(super::FailReason::OperatorUnavailable)
+        }
+    };
     Ok(settle_fetch(gw, claimed_version, claimed.clone(), &answer).await?)
 }
 
