@@ -12,11 +12,11 @@
 mod support;
 
 use base64::Engine;
-use mcgate::config::Secret;
-use mcgate::sim::{SimConfig, SimNotification, SimOperator};
+
+use mcgate::sim::SimNotification;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use support::process::{write_redis_config, RedisServeConfig, ServeProcess};
+use support::process::{OrangeSim, ServeProcess};
 use support::redis::TestRedis;
 
 const FIVE_MINUTES_S: f64 = 300.0;
@@ -65,35 +65,8 @@ async fn an_instance_five_minutes_off_neither_accepts_expired_nor_expires_live_t
     let faketime = libfaketime();
     let redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let secret = mcgate::clock::random_token(24);
-    let sim = SimOperator::start(
-        SimConfig {
-            operator_id: "orange".into(),
-            client_id: "mcgate".into(),
-            client_secret: Secret::new(secret.clone()),
-            approve_after: Duration::from_millis(300),
-            slow: Duration::from_secs(2),
-            interval_s: 1,
-            notification: SimNotification::Poll,
-        },
-        "127.0.0.1:0".parse().unwrap(),
-        stop_rx,
-    )
-    .await
-    .unwrap();
-    let redis_url = redis.url();
-    let config = write_redis_config(
-        dir.path(),
-        &RedisServeConfig {
-            redis_url: &redis_url,
-            sim_issuer: sim.issuer(),
-            sim_secret: &secret,
-            store_extra: "",
-            operator_extra: "",
-            log_level: "info",
-        },
-    );
+    let orange = OrangeSim::start(SimNotification::Poll).await;
+    let config = orange.write_config(dir.path(), &redis.url(), "", "", "info");
     let skewed = |offset: &'static str, log: &str| {
         let env =
             [("LD_PRELOAD", faketime.to_str().unwrap()), ("FAKETIME", offset), ("FAKETIME_DONT_FAKE_MONOTONIC", "1")];

@@ -10,15 +10,15 @@ mod support;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use mcgate::config::Secret;
-use mcgate::sim::{SimConfig, SimNotification, SimOperator};
+
+use mcgate::sim::SimNotification;
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::process::{write_redis_config, RedisServeConfig, ServeProcess};
+use support::process::{OrangeSim, ServeProcess};
 use support::redis::TestRedis;
 
 const TRANSACTIONS: usize = 200;
@@ -184,35 +184,9 @@ async fn one_transaction(http: reqwest::Client, targets: Targets, counts: Arc<Co
 async fn two_instances_share_redis_and_lose_nothing_when_one_is_killed() {
     let redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let secret = mcgate::clock::random_token(24);
-    let sim = SimOperator::start(
-        SimConfig {
-            operator_id: "orange".into(),
-            client_id: "mcgate".into(),
-            client_secret: Secret::new(secret.clone()),
-            approve_after: Duration::from_millis(300),
-            slow: Duration::from_secs(2),
-            interval_s: 1,
-            notification: SimNotification::Ping,
-        },
-        "127.0.0.1:0".parse().unwrap(),
-        stop_rx,
-    )
-    .await
-    .unwrap();
-    let redis_url = redis.url();
-    let config = write_redis_config(
-        dir.path(),
-        &RedisServeConfig {
-            redis_url: &redis_url,
-            sim_issuer: sim.issuer(),
-            sim_secret: &secret,
-            store_extra: "",
-            operator_extra: "notification = \"ping\"",
-            log_level: "warn",
-        },
-    );
+    let orange = OrangeSim::start(SimNotification::Ping).await;
+    let sim = &orange.sim;
+    let config = orange.write_config(dir.path(), &redis.url(), "", "notification = \"ping\"", "warn");
     let mut a = ServeProcess::start(&config);
     let b = ServeProcess::start(&config);
     let targets: Targets = Arc::new(Mutex::new(vec![a.public.clone(), b.public.clone()]));

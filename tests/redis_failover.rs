@@ -11,12 +11,11 @@
 
 mod support;
 
-use mcgate::config::Secret;
-use mcgate::sim::{SimConfig, SimNotification, SimOperator};
+use mcgate::sim::SimNotification;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::process::{write_redis_config, RedisServeConfig, ServeProcess};
+use support::process::{OrangeSim, ServeProcess};
 use support::redis::TestRedis;
 use support::slow_proxy::SlowProxy;
 
@@ -125,35 +124,9 @@ async fn slow_redis_and_a_failover_mid_transaction_lose_and_double_nothing() {
     let proxy = SlowProxy::start(primary.port, REDIS_DELAY).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
-    let secret = mcgate::clock::random_token(24);
-    let sim = SimOperator::start(
-        SimConfig {
-            operator_id: "orange".into(),
-            client_id: "mcgate".into(),
-            client_secret: Secret::new(secret.clone()),
-            approve_after: Duration::from_millis(300),
-            slow: Duration::from_secs(2),
-            interval_s: 1,
-            notification: SimNotification::Poll,
-        },
-        "127.0.0.1:0".parse().unwrap(),
-        stop_rx,
-    )
-    .await
-    .unwrap();
-    let redis_url = proxy.url();
-    let config = write_redis_config(
-        dir.path(),
-        &RedisServeConfig {
-            redis_url: &redis_url,
-            sim_issuer: sim.issuer(),
-            sim_secret: &secret,
-            store_extra: "timeout_ms = 1000\nreconnect_max_delay_ms = 100",
-            operator_extra: "",
-            log_level: "warn",
-        },
-    );
+    let orange = OrangeSim::start(SimNotification::Poll).await;
+    let config =
+        orange.write_config(dir.path(), &proxy.url(), "timeout_ms = 1000\nreconnect_max_delay_ms = 100", "", "warn");
     let gw = ServeProcess::start(&config);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
     let ready = Instant::now() + Duration::from_secs(10);

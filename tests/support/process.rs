@@ -4,9 +4,12 @@
 //! stderr file are optional.
 #![allow(dead_code)]
 
+use mcgate::config::Secret;
+use mcgate::sim::{SimConfig, SimNotification, SimOperator};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub struct ServeProcess {
     child: Child,
@@ -129,3 +132,56 @@ sector_identifier = "rp.example"
 
 /// SHA-256 of "test", the secret of client `rp` in [`write_redis_config`].
 pub const RP_SECRET_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// The simulated operator `orange` of [`write_redis_config`] (the person answers after 300 ms,
+/// interval 1 s), on an ephemeral loopback port, with its own random gateway secret.
+pub struct OrangeSim {
+    pub sim: std::sync::Arc<SimOperator>,
+    pub secret: String,
+    _stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl OrangeSim {
+    pub async fn start(notification: SimNotification) -> Self {
+        let (stop, stop_rx) = tokio::sync::watch::channel(false);
+        let secret = mcgate::clock::random_token(24);
+        let sim = SimOperator::start(
+            SimConfig {
+                operator_id: "orange".into(),
+                client_id: "mcgate".into(),
+                client_secret: Secret::new(secret.clone()),
+                approve_after: Duration::from_millis(300),
+                slow: Duration::from_secs(2),
+                interval_s: 1,
+                notification,
+            },
+            "127.0.0.1:0".parse().unwrap(),
+            stop_rx,
+        )
+        .await
+        .unwrap();
+        Self { sim, secret, _stop: stop }
+    }
+
+    /// [`write_redis_config`] routing to this simulator.
+    pub fn write_config(
+        &self,
+        dir: &Path,
+        redis_url: &str,
+        store_extra: &str,
+        operator_extra: &str,
+        log_level: &str,
+    ) -> std::path::PathBuf {
+        write_redis_config(
+            dir,
+            &RedisServeConfig {
+                redis_url,
+                sim_issuer: self.sim.issuer(),
+                sim_secret: &self.secret,
+                store_extra,
+                operator_extra,
+                log_level,
+            },
+        )
+    }
+}
