@@ -1,7 +1,7 @@
 //! The Mobile Connect CIBA adapter: `bc-authorize` at the operator with the gateway's own
 //! credentials (client_secret_basic), then polls of the operator's token endpoint honouring its
 //! `interval`/`slow_down`, and verification of the ID token it returns; the redirect flow's
-//! hop lives in [`redirect`], the Mobile Connect server-initiated variant in [`si`]. Operator error codes are mapped to the flow's classes here and
+//! hop lives in `redirect`, the Mobile Connect server-initiated variant in `si`. Operator error codes are mapped to the flow's classes here and
 //! nowhere else: first through the operator's `error_map` (shared/protocol.md §5, exact
 //! `error:description`, then `error`; [`ErrorMap::lookup`]), then by the built-in rules below.
 //! The map applies to the `bc-authorize` (and MC-SI `si-authorize`) answer, token-endpoint

@@ -3,7 +3,7 @@
 //! `request` object signed with its registered keys; credentials of its registered method, when
 //! sent as well, are checked too. The object repeats the outer `client_id`, `response_type` and
 //! `scope` and carries the authentication parameters (`version`, `nonce`, `login_hint`, …). The
-//! transaction then starts exactly as a CIBA one ([`super::bc_authorize::start_once`]), with the
+//! transaction then starts exactly as a CIBA one (`bc_authorize::start_once`), with the
 //! delivery the request chose: `mc_si_polling` → the RP polls `/token` with the CIBA grant;
 //! `mc_si_async_code` → the result is POSTed to the request's registered `notification_uri`
 //! with `Authorization: Bearer <client_notification_token>`. The ID token carries the RP's

@@ -1,6 +1,6 @@
 //! A simulated operator: a Mobile Connect CIBA OP with its own metadata, JWKS, RS256 ID tokens,
 //! `bc-authorize` and `token` (poll), and client_secret_basic authentication of the gateway;
-//! plus the redirect flow's `authorize` and code grant ([`authorize`]), scripted the same way.
+//! plus the redirect flow's `authorize` and code grant (`authorize`), scripted the same way.
 //! What happens is chosen by the last digit of the MSISDN ([`Outcome::for_msisdn`]):
 //!
 //! | last digit | outcome |
@@ -22,7 +22,7 @@
 //! A CAMARA SIM Swap v2 `check` is served at `/sim-swap/v2/check`, scripted by the
 //! second-to-last digit ([`sim_swap`]).
 //!
-//! Mobile Connect server-initiated is always served too ([`si`]): `POST /si-authorize` checks
+//! Mobile Connect server-initiated is always served too (`si`): `POST /si-authorize` checks
 //! the gateway's signed request object against the gateway's JWKS
 //! ([`SimOperator::set_gateway_jwks_uri`]) and pushes the person's answer (scripted as above,
 //! with an ID token carrying the gateway's nonce) to the notification endpoint.

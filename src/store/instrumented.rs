@@ -12,7 +12,7 @@ use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntC
 use std::sync::Arc;
 use std::time::Instant;
 
-/// The `op` label values, in [`Op`] order.
+/// The `op` label values, in `Op` order.
 pub const OPS: [&str; 12] = [
     "insert",
     "get",

@@ -1,5 +1,5 @@
 //! Builds the store `[store] kind` names (memory or Redis), wrapped in the
-//! [`InstrumentedStore`](super::instrumented::InstrumentedStore) decorator, and the clock the
+//! [`InstrumentedStore`] decorator, and the clock the
 //! gateway reads "now" from: its own, or (Redis, `store.shared_clock`) one that follows Redis's.
 
 use super::instrumented::{InstrumentedStore, StoreMetrics};

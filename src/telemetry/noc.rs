@@ -21,7 +21,7 @@ use std::collections::HashMap;
 /// Maps keyed by configured ids (foldhash, as the other hot-path handle maps).
 type Map<V> = HashMap<String, V, foldhash::fast::RandomState>;
 
-/// Channels (the `channel` label), indexed by [`channel_index`].
+/// Channels (the `channel` label), indexed by `channel_index`.
 pub const CHANNELS: [&str; 2] = ["push", "sms"];
 /// Terminal outcomes of an authentication (the `outcome` label of the completed counter).
 pub const AUTH_OUTCOMES: [&str; 4] = ["approved", "denied", "expired", "failed"];
