@@ -181,12 +181,69 @@ async fn redis_keys_carry_the_prefix_a_hash_tag_and_a_ttl() {
     let store = RedisStore::new(&redis_config(redis.url()), clock()).unwrap();
     store.insert(tx("abc"), now() + 30_000).await.unwrap();
     store.remember_once("jti:x", now() + 30_000).await.unwrap();
+    assert_eq!(store.put_if_absent("idem", "v", now() + 20_000).await.unwrap(), None);
+    assert_eq!(store.incr("n", now() + 10_000).await.unwrap(), 1);
     let keys = redis.command(&["KEYS", "*"]);
-    assert!(keys.contains("mcgate:tx:{abc}"), "{keys}");
-    assert!(keys.contains("mcgate:once:{jti:x}"), "{keys}");
-    let ttl = redis.command(&["PTTL", "mcgate:tx:{abc}"]);
-    let ms: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
-    assert!((1..=30_000).contains(&ms), "transaction TTL follows its retention deadline: {ms}");
+    for key in ["mcgate:txv:{abc}", "mcgate:once:{jti:x}", "mcgate:val:{idem}", "mcgate:ctr:{n}"] {
+        assert!(keys.contains(key), "{key} in {keys}");
+    }
+    for (key, max) in [("mcgate:txv:{abc}", 30_000), ("mcgate:val:{idem}", 20_000), ("mcgate:ctr:{n}", 10_000)] {
+        assert!((1..=max).contains(&pttl(&redis, key)), "{key}: TTL follows its deadline");
+    }
+}
+
+/// The key's time to live, ms (negative: none or no key).
+fn pttl(redis: &TestRedis, key: &str) -> i64 {
+    redis.command(&["PTTL", key]).trim().trim_start_matches(':').parse().unwrap()
+}
+
+/// The value of a RESP bulk-string reply (`$<len>\r\n<value>\r\n`).
+fn bulk(reply: &str) -> String {
+    let (_, rest) = reply.split_once("\r\n").expect("a bulk string");
+    rest.trim_end_matches("\r\n").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_transaction_record_is_version_colon_json_in_one_string() {
+    let redis = TestRedis::start();
+    let store = RedisStore::new(&redis_config(redis.url()), clock()).unwrap();
+    let far = now() + 60_000;
+    store.insert(tx("rec"), far).await.unwrap();
+    let record = bulk(&redis.command(&["GET", "mcgate:txv:{rec}"]));
+    let (version, json) = record.split_once(':').unwrap();
+    assert_eq!(version, "1");
+    assert_eq!(serde_json::from_str::<Transaction>(json).unwrap(), tx("rec"));
+
+    // The CAS writes "<v+1>:<JSON>" and renews the TTL from the new deadline.
+    let mut approved = tx("rec");
+    approved.state = TxState::Approved;
+    assert_eq!(
+        store.compare_and_set(1, approved.clone(), now() + 5_000).await.unwrap(),
+        CasResult::Applied { version: 2 }
+    );
+    let record = bulk(&redis.command(&["GET", "mcgate:txv:{rec}"]));
+    assert!(record.starts_with("2:{"), "{record}");
+    assert!((1..=5_000).contains(&pttl(&redis, "mcgate:txv:{rec}")));
+    assert_eq!(
+        store.get("rec").await.unwrap().unwrap(),
+        mcgate::store::Versioned { value: approved.clone(), version: 2 }
+    );
+
+    // A version whose digits start another's ("1" and "12") is still a conflict, with the current value.
+    let twelve = format!("12:{}", serde_json::to_string(&approved).unwrap());
+    assert_eq!(redis.command(&["SET", "mcgate:txv:{rec}", &twelve, "PX", "60000"]), "+OK\r\n");
+    match store.compare_and_set(1, tx("rec"), far).await.unwrap() {
+        CasResult::Conflict { current: Some(cur) } => assert_eq!((cur.version, cur.value), (12, approved)),
+        other => panic!("expected a conflict at version 12, got {other:?}"),
+    }
+    assert!(bulk(&redis.command(&["GET", "mcgate:txv:{rec}"])).starts_with("12:"), "the loser wrote nothing");
+
+    // A record of the old layout (a hash under tx:{id}) is another key space: never read.
+    redis.command(&["HSET", "mcgate:tx:{old}", "v", "1", "d", &serde_json::to_string(&tx("old")).unwrap()]);
+    assert!(store.get("old").await.unwrap().is_none());
+    // A record that is not "<version>:<JSON>" fails closed, not as a missing transaction.
+    redis.command(&["SET", "mcgate:txv:{bad}", "garbage"]);
+    assert!(matches!(store.get("bad").await, Err(StoreError::Unavailable(_))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
