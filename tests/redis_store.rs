@@ -108,10 +108,11 @@ async fn a_poll_on_a_stale_cached_version_answers_from_the_current_one() {
     let key = format!("mcgate:txv:{{{id}}}");
     let reply = redis.command(&["GET", &key]);
     let record = reply.split_once("\r\n").map(|(_, rest)| rest.trim_end_matches("\r\n")).unwrap();
-    let (version, json) = record.split_once(':').unwrap();
+    let mut parts = record.splitn(3, ':');
+    let (version, deadline, json) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
     assert!(json.contains(r#""state":{"state":"pending_push"}"#), "{json}");
     let denied = json.replace(r#""state":{"state":"pending_push"}"#, r#""state":{"state":"denied"}"#);
-    let bumped = format!("{}:{denied}", version.parse::<u64>().unwrap() + 1);
+    let bumped = format!("{}:{deadline}:{denied}", version.parse::<u64>().unwrap() + 1);
     assert_eq!(redis.command(&["SET", &key, &bumped, "KEEPTTL"]), "+OK\r\n");
 
     assert_eq!(rp.token(&id).await.error(), "access_denied", "the store's value, not the cached one");

@@ -204,46 +204,54 @@ fn bulk(reply: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_transaction_record_is_version_colon_json_in_one_string() {
+async fn redis_transaction_record_is_version_deadline_json_in_one_string() {
     let redis = TestRedis::start();
     let store = RedisStore::new(&redis_config(redis.url()), clock()).unwrap();
     let far = now() + 60_000;
+    let key = "mcgate:txv:{rec}";
     store.insert(tx("rec"), far).await.unwrap();
-    let record = bulk(&redis.command(&["GET", "mcgate:txv:{rec}"]));
-    let (version, json) = record.split_once(':').unwrap();
-    assert_eq!(version, "1");
-    assert_eq!(serde_json::from_str::<Transaction>(json).unwrap(), tx("rec"));
+    let record = bulk(&redis.command(&["GET", key]));
+    let mut parts = record.splitn(3, ':');
+    assert_eq!((parts.next(), parts.next()), (Some("1"), Some(far.to_string().as_str())));
+    assert_eq!(serde_json::from_str::<Transaction>(parts.next().unwrap()).unwrap(), tx("rec"));
 
-    // The CAS writes "<v+1>:<JSON>" and renews the TTL from the new deadline.
+    // Same retention deadline: the record is replaced, the TTL is the insert's.
+    redis.command(&["PEXPIRE", key, "40000"]);
     let mut approved = tx("rec");
     approved.state = TxState::Approved;
-    assert_eq!(
-        store.compare_and_set(1, approved.clone(), now() + 5_000).await.unwrap(),
-        CasResult::Applied { version: 2 }
-    );
-    let record = bulk(&redis.command(&["GET", "mcgate:txv:{rec}"]));
-    assert!(record.starts_with("2:{"), "{record}");
-    assert!((1..=5_000).contains(&pttl(&redis, "mcgate:txv:{rec}")));
-    assert_eq!(
-        store.get("rec").await.unwrap().unwrap(),
-        mcgate::store::Versioned { value: approved.clone(), version: 2 }
-    );
+    assert_eq!(store.compare_and_set(1, approved.clone(), far).await.unwrap(), CasResult::Applied { version: 2 });
+    assert!(bulk(&redis.command(&["GET", key])).starts_with(&format!("2:{far}:{{")));
+    assert!((30_000..=40_000).contains(&pttl(&redis, key)), "TTL kept when the deadline did not move");
+    // A new retention deadline renews the TTL from it.
+    let soon = now() + 5_000;
+    assert_eq!(store.compare_and_set(2, approved.clone(), soon).await.unwrap(), CasResult::Applied { version: 3 });
+    assert!((1..=5_000).contains(&pttl(&redis, key)), "TTL follows the new deadline");
+    let read = store.get("rec").await.unwrap().unwrap();
+    assert_eq!((read.version, read.value), (3, approved.clone()));
 
-    // A version whose digits start another's ("1" and "12") is still a conflict, with the current value.
-    let twelve = format!("12:{}", serde_json::to_string(&approved).unwrap());
-    assert_eq!(redis.command(&["SET", "mcgate:txv:{rec}", &twelve, "PX", "60000"]), "+OK\r\n");
-    match store.compare_and_set(1, tx("rec"), far).await.unwrap() {
+    // A version whose digits start another's ("1" and "12") is still a conflict, with the
+    // current value; the current record and its TTL stay as they were.
+    let twelve = format!("12:{far}:{}", serde_json::to_string(&approved).unwrap());
+    assert_eq!(redis.command(&["SET", key, &twelve, "PX", "50000"]), "+OK\r\n");
+    match store.compare_and_set(1, tx("rec"), now() + 9_000).await.unwrap() {
         CasResult::Conflict { current: Some(cur) } => assert_eq!((cur.version, cur.value), (12, approved)),
         other => panic!("expected a conflict at version 12, got {other:?}"),
     }
-    assert!(bulk(&redis.command(&["GET", "mcgate:txv:{rec}"])).starts_with("12:"), "the loser wrote nothing");
+    assert_eq!(bulk(&redis.command(&["GET", key])), twelve, "the loser's write is undone");
+    assert!((40_000..=50_000).contains(&pttl(&redis, key)), "and the winner's TTL kept");
+    // Gone: nothing is written (no record comes back to life).
+    redis.command(&["DEL", key]);
+    assert_eq!(store.compare_and_set(12, tx("rec"), far).await.unwrap(), CasResult::Conflict { current: None });
+    assert_eq!(redis.command(&["EXISTS", key]), ":0\r\n");
 
     // A record of the old layout (a hash under tx:{id}) is another key space: never read.
     redis.command(&["HSET", "mcgate:tx:{old}", "v", "1", "d", &serde_json::to_string(&tx("old")).unwrap()]);
     assert!(store.get("old").await.unwrap().is_none());
-    // A record that is not "<version>:<JSON>" fails closed, not as a missing transaction.
-    redis.command(&["SET", "mcgate:txv:{bad}", "garbage"]);
-    assert!(matches!(store.get("bad").await, Err(StoreError::Unavailable(_))));
+    // A record that is not "<version>:<deadline>:<JSON>" fails closed, not as a missing transaction.
+    for bad in ["garbage", "1:{}", "x:1:{}"] {
+        redis.command(&["SET", "mcgate:txv:{bad}", bad]);
+        assert!(matches!(store.get("bad").await, Err(StoreError::Unavailable(_))), "{bad}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

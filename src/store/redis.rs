@@ -4,9 +4,12 @@
 //! server and on Redis Cluster alike. Every key gets a time-to-live from its deadline, so Redis
 //! expires entries itself (`purge_expired` is a no-op).
 //!
-//! A transaction is one string, `"<version>:<JSON>"`, under `<prefix>txv:{<id>}`: an insert is
-//! one native `SET … NX PX` and a read one `GET`; only the compare-and-set is a Lua script
-//! (`src/store/redis/cas.lua`: `GET`, compare the version prefix, `SET`), atomic in Redis.
+//! A transaction is one string, `"<version>:<retain until, ms>:<JSON>"`, under
+//! `<prefix>txv:{<id>}`: an insert is one native `SET … NX PX` and a read one `GET`; only the
+//! compare-and-set is a Lua script (`src/store/redis/cas.lua`), atomic in Redis: it swaps the
+//! record in with `SET … XX KEEPTTL GET`, keeps it if the replaced version was the expected one
+//! (renewing the TTL only when the retention deadline changed) and puts the old record back
+//! otherwise: one write on the usual path.
 //! Counters are `INCR` + `PEXPIRE` in one `MULTI`; put-if-absent is `SET … NX PX … GET`, so the
 //! store needs Redis 7.0 or later. (Native commands cost Redis a fraction of a script call.)
 //! Earlier versions kept a transaction as a hash under `<prefix>tx:{<id>}`; the new key space
@@ -254,11 +257,13 @@ fn decode(json: &str) -> Result<Transaction, StoreError> {
     serde_json::from_str(json).map_err(|_| StoreError::Unavailable("redis: unreadable transaction record".into()))
 }
 
-/// The stored record of `tx` at `version`: `"<version>:<JSON>"`.
-fn encode(version: u64, tx: &Transaction) -> Result<String, StoreError> {
+/// The stored record of `tx` at `version`, kept until `retain_until_ms`:
+/// `"<version>:<retain_until_ms>:<JSON>"`.
+fn encode(version: u64, retain_until_ms: u64, tx: &Transaction) -> Result<String, StoreError> {
     use std::io::Write;
     let mut out = Vec::with_capacity(640);
-    write!(out, "{version}:").map_err(|e| StoreError::Unavailable(format!("encoding a transaction: {e}")))?;
+    write!(out, "{version}:{retain_until_ms}:")
+        .map_err(|e| StoreError::Unavailable(format!("encoding a transaction: {e}")))?;
     serde_json::to_writer(&mut out, tx).map_err(|e| StoreError::Unavailable(format!("encoding a transaction: {e}")))?;
     // serde_json writes UTF-8 only.
     String::from_utf8(out).map_err(|_| StoreError::Unavailable("encoding a transaction: not UTF-8".into()))
@@ -267,8 +272,10 @@ fn encode(version: u64, tx: &Transaction) -> Result<String, StoreError> {
 /// A stored record back: its version and transaction.
 fn decode_record(record: &str) -> Result<Versioned<Transaction>, StoreError> {
     let unreadable = || StoreError::Unavailable("redis: unreadable transaction record".into());
-    let (version, json) = record.split_once(':').ok_or_else(unreadable)?;
+    let (version, rest) = record.split_once(':').ok_or_else(unreadable)?;
+    let (retain_until, json) = rest.split_once(':').ok_or_else(unreadable)?;
     let version = version.parse().map_err(|_| unreadable())?;
+    retain_until.parse::<u64>().map_err(|_| unreadable())?;
     Ok(Versioned { value: decode(json)?, version })
 }
 
@@ -276,7 +283,7 @@ fn decode_record(record: &str) -> Result<Versioned<Transaction>, StoreError> {
 impl Store for RedisStore {
     async fn insert(&self, tx: Transaction, retain_until_ms: u64) -> Result<u64, StoreError> {
         let key = self.tx_key(&tx.id);
-        let record = encode(1, &tx)?;
+        let record = encode(1, retain_until_ms, &tx)?;
         let ttl = self.ttl_ms(retain_until_ms);
         let set: Option<String> = self.cmd("SET", &[&key, &record, &"NX", &"PX", &ttl]).await?;
         match set {
@@ -299,13 +306,20 @@ impl Store for RedisStore {
     ) -> Result<CasResult, StoreError> {
         let key = self.tx_key(&tx.id);
         let version = expected_version.saturating_add(1);
-        let record = encode(version, &tx)?;
+        let record = encode(version, retain_until_ms, &tx)?;
         let ttl = self.ttl_ms(retain_until_ms);
         let mut conn = self.conn()?;
         let script = &self.inner.cas;
         let reply: redis::Value = self
             .run(async move {
-                script.key(key).arg(format!("{expected_version}:")).arg(record).arg(ttl).invoke_async(&mut conn).await
+                script
+                    .key(key)
+                    .arg(format!("{expected_version}:{retain_until_ms}:"))
+                    .arg(format!("{expected_version}:"))
+                    .arg(record)
+                    .arg(ttl)
+                    .invoke_async(&mut conn)
+                    .await
             })
             .await?;
         match reply {
