@@ -8,6 +8,8 @@
 #        PROFILE=perf-ab benches/instructions.sh   (fast A/B builds; compare like with like)
 #        CASE=poll      the token poll of store-bench.sh (one pending auth_req_id polled in a
 #                       loop) instead of bc-authorize
+#        CASE=pollmany  store-bench.sh's token poll over POLL_IDS (default 500) pending
+#                       transactions polled in turn: every poll reads and writes its own one
 #        STORE=redis    a private redis-server on an ephemeral loopback port as the [store]; also
 #                       prints Redis commands per request (INFO commandstats over the counted run);
 #                       STORE_CONF='connections = 1' adds lines to that [store] section
@@ -75,6 +77,26 @@ wrk.headers["Authorization"] = "$AUTH"
 wrk.body = "grant_type=urn:openid:params:grant-type:ciba&auth_req_id=$id"
 LUA
   load() { wrk -t1 -c"$C" -d"$1" -s poll.lua $GWURL/token; }
+elif [[ $CASE == pollmany ]]; then
+  ids=()
+  for n in $(seq "${POLL_IDS:-500}"); do
+    id=$(curl -s -H "Authorization: $AUTH" -d 'scope=openid mc_authn' -d "login_hint=MSISDN:34609$(printf %06d "$n")" \
+      $GWURL/bc-authorize | sed -n 's/.*"auth_req_id":"\([^"]*\)".*/\1/p')
+    [[ -n $id ]] && ids+=("\"$id\"")
+  done
+  [[ ${#ids[@]} -gt 0 ]] || { echo "no auth_req_id" >&2; exit 1; }
+  cat >poll-many.lua <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+wrk.headers["Authorization"] = "$AUTH"
+local ids = {$(IFS=,; echo "${ids[*]}")}
+local i = math.random(1, #ids)
+request = function()
+  i = i % #ids + 1
+  return wrk.format(nil, "/token", nil, "grant_type=urn:openid:params:grant-type:ciba&auth_req_id=" .. ids[i])
+end
+LUA
+  load() { wrk -t1 -c"$C" -d"$1" -s poll-many.lua $GWURL/token; }
 else
   load() { wrk -t1 -c"$C" -d"$1" -s post-msisdn.lua $GWURL/bc-authorize -- msisdn-prefixes.txt form; }
 fi

@@ -36,7 +36,7 @@ async fn redis_store_round_trip_fails_closed_and_recovers() {
     let ack = rp.bc_authorize("MSISDN:34700000011").await;
     assert_eq!(ack.status, 200, "{:?}", ack.body);
     let old_id = ack.body["auth_req_id"].as_str().unwrap().to_owned();
-    assert!(redis.command(&["KEYS", "mcgate:tx:*"]).contains("mcgate:tx:{"), "the transaction lives in Redis");
+    assert!(redis.command(&["KEYS", "mcgate:txv:*"]).contains("mcgate:txv:{"), "the transaction lives in Redis");
     let (done, _) = rp.poll_until_done(&ack, Duration::from_secs(15)).await;
     assert_eq!(done.status, 200, "{:?}", done.body);
     assert!(done.body["id_token"].is_string());
@@ -105,13 +105,15 @@ async fn a_poll_on_a_stale_cached_version_answers_from_the_current_one() {
     assert_eq!(rp.token(&id).await.error(), "slow_down", "early: written, and cached");
 
     // Another writer denies it: new JSON, version bumped.
-    let key = format!("mcgate:tx:{{{id}}}");
-    let reply = redis.command(&["HGET", &key, "d"]);
-    let json = reply.split_once("\r\n").map(|(_, rest)| rest.trim_end_matches("\r\n")).unwrap();
+    let key = format!("mcgate:txv:{{{id}}}");
+    let reply = redis.command(&["GET", &key]);
+    let record = reply.split_once("\r\n").map(|(_, rest)| rest.trim_end_matches("\r\n")).unwrap();
+    let mut parts = record.splitn(3, ':');
+    let (version, deadline, json) = (parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
     assert!(json.contains(r#""state":{"state":"pending_push"}"#), "{json}");
     let denied = json.replace(r#""state":{"state":"pending_push"}"#, r#""state":{"state":"denied"}"#);
-    assert_eq!(redis.command(&["HSET", &key, "d", &denied]), ":0\r\n");
-    redis.command(&["HINCRBY", &key, "v", "1"]);
+    let bumped = format!("{}:{deadline}:{denied}", version.parse::<u64>().unwrap() + 1);
+    assert_eq!(redis.command(&["SET", &key, &bumped, "KEEPTTL"]), "+OK\r\n");
 
     assert_eq!(rp.token(&id).await.error(), "access_denied", "the store's value, not the cached one");
     demo.stop().await;

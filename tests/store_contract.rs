@@ -181,12 +181,77 @@ async fn redis_keys_carry_the_prefix_a_hash_tag_and_a_ttl() {
     let store = RedisStore::new(&redis_config(redis.url()), clock(), None).unwrap();
     store.insert(tx("abc"), now() + 30_000).await.unwrap();
     store.remember_once("jti:x", now() + 30_000).await.unwrap();
+    assert_eq!(store.put_if_absent("idem", "v", now() + 20_000).await.unwrap(), None);
+    assert_eq!(store.incr("n", now() + 10_000).await.unwrap(), 1);
     let keys = redis.command(&["KEYS", "*"]);
-    assert!(keys.contains("mcgate:tx:{abc}"), "{keys}");
-    assert!(keys.contains("mcgate:once:{jti:x}"), "{keys}");
-    let ttl = redis.command(&["PTTL", "mcgate:tx:{abc}"]);
-    let ms: i64 = ttl.trim().trim_start_matches(':').parse().unwrap();
-    assert!((1..=30_000).contains(&ms), "transaction TTL follows its retention deadline: {ms}");
+    for key in ["mcgate:txv:{abc}", "mcgate:once:{jti:x}", "mcgate:val:{idem}", "mcgate:ctr:{n}"] {
+        assert!(keys.contains(key), "{key} in {keys}");
+    }
+    for (key, max) in [("mcgate:txv:{abc}", 30_000), ("mcgate:val:{idem}", 20_000), ("mcgate:ctr:{n}", 10_000)] {
+        assert!((1..=max).contains(&pttl(&redis, key)), "{key}: TTL follows its deadline");
+    }
+}
+
+/// The key's time to live, ms (negative: none or no key).
+fn pttl(redis: &TestRedis, key: &str) -> i64 {
+    redis.command(&["PTTL", key]).trim().trim_start_matches(':').parse().unwrap()
+}
+
+/// The value of a RESP bulk-string reply (`$<len>\r\n<value>\r\n`).
+fn bulk(reply: &str) -> String {
+    let (_, rest) = reply.split_once("\r\n").expect("a bulk string");
+    rest.trim_end_matches("\r\n").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_transaction_record_is_version_deadline_json_in_one_string() {
+    let redis = TestRedis::start();
+    let store = RedisStore::new(&redis_config(redis.url()), clock(), None).unwrap();
+    let far = now() + 60_000;
+    let key = "mcgate:txv:{rec}";
+    store.insert(tx("rec"), far).await.unwrap();
+    let record = bulk(&redis.command(&["GET", key]));
+    let mut parts = record.splitn(3, ':');
+    assert_eq!((parts.next(), parts.next()), (Some("1"), Some(far.to_string().as_str())));
+    assert_eq!(serde_json::from_str::<Transaction>(parts.next().unwrap()).unwrap(), tx("rec"));
+
+    // Same retention deadline: the record is replaced, the TTL is the insert's.
+    redis.command(&["PEXPIRE", key, "40000"]);
+    let mut approved = tx("rec");
+    approved.state = TxState::Approved;
+    assert_eq!(store.compare_and_set(1, approved.clone(), far).await.unwrap(), CasResult::Applied { version: 2 });
+    assert!(bulk(&redis.command(&["GET", key])).starts_with(&format!("2:{far}:{{")));
+    assert!((30_000..=40_000).contains(&pttl(&redis, key)), "TTL kept when the deadline did not move");
+    // A new retention deadline renews the TTL from it.
+    let soon = now() + 5_000;
+    assert_eq!(store.compare_and_set(2, approved.clone(), soon).await.unwrap(), CasResult::Applied { version: 3 });
+    assert!((1..=5_000).contains(&pttl(&redis, key)), "TTL follows the new deadline");
+    let read = store.get("rec").await.unwrap().unwrap();
+    assert_eq!((read.version, read.value), (3, approved.clone()));
+
+    // A version whose digits start another's ("1" and "12") is still a conflict, with the
+    // current value; the current record and its TTL stay as they were.
+    let twelve = format!("12:{far}:{}", serde_json::to_string(&approved).unwrap());
+    assert_eq!(redis.command(&["SET", key, &twelve, "PX", "50000"]), "+OK\r\n");
+    match store.compare_and_set(1, tx("rec"), now() + 9_000).await.unwrap() {
+        CasResult::Conflict { current: Some(cur) } => assert_eq!((cur.version, cur.value), (12, approved)),
+        other => panic!("expected a conflict at version 12, got {other:?}"),
+    }
+    assert_eq!(bulk(&redis.command(&["GET", key])), twelve, "the loser's write is undone");
+    assert!((40_000..=50_000).contains(&pttl(&redis, key)), "and the winner's TTL kept");
+    // Gone: nothing is written (no record comes back to life).
+    redis.command(&["DEL", key]);
+    assert_eq!(store.compare_and_set(12, tx("rec"), far).await.unwrap(), CasResult::Conflict { current: None });
+    assert_eq!(redis.command(&["EXISTS", key]), ":0\r\n");
+
+    // A record of the old layout (a hash under tx:{id}) is another key space: never read.
+    redis.command(&["HSET", "mcgate:tx:{old}", "v", "1", "d", &serde_json::to_string(&tx("old")).unwrap()]);
+    assert!(store.get("old").await.unwrap().is_none());
+    // A record that is not "<version>:<deadline>:<JSON>" fails closed, not as a missing transaction.
+    for bad in ["garbage", "1:{}", "x:1:{}"] {
+        redis.command(&["SET", "mcgate:txv:{bad}", bad]);
+        assert!(matches!(store.get("bad").await, Err(StoreError::Unavailable(_))), "{bad}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

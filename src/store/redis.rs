@@ -1,9 +1,21 @@
 //! Redis [`Store`]: the state every gateway instance shares (transactions, replay guards,
 //! single-use values, counters). Each operation touches exactly one key, and every key carries a
 //! `{hash tag}` (the transaction id or the guard key), so the layout works on a standalone
-//! server and on Redis Cluster alike. Read-modify-write steps run as Lua scripts
-//! (`src/store/redis/*.lua`), so a compare-and-set is atomic in Redis; every key gets a
-//! time-to-live from its deadline, so Redis expires entries itself (`purge_expired` is a no-op).
+//! server and on Redis Cluster alike. Every key gets a time-to-live from its deadline, so Redis
+//! expires entries itself (`purge_expired` is a no-op).
+//!
+//! A transaction is one string, `"<version>:<retain until, ms>:<JSON>"`, under
+//! `<prefix>txv:{<id>}`: an insert is one native `SET … NX PX` and a read one `GET`; only the
+//! compare-and-set is a Lua script (`src/store/redis/cas.lua`), atomic in Redis: it swaps the
+//! record in with `SET … XX KEEPTTL GET`, keeps it if the replaced version was the expected one
+//! (renewing the TTL only when the retention deadline changed) and puts the old record back
+//! otherwise: one write on the usual path.
+//! Counters are `INCR` + `PEXPIRE` in one `MULTI`; put-if-absent is `SET … NX PX … GET`, so the
+//! store needs Redis 7.0 or later. (Native commands cost Redis a fraction of a script call.)
+//! Earlier versions kept a transaction as a hash under `<prefix>tx:{<id>}`; the new key space
+//! means an older instance never misreads a record, but instances of the two versions do not
+//! share in-flight transactions (upgrade all instances together; pending ones then end as
+//! unknown: `invalid_grant`).
 //!
 //! Fails closed: a Redis error or an operation past `timeout_ms` is
 //! [`StoreError::Unavailable`], never a local fallback. `ping` answers from a background probe
@@ -26,10 +38,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-const INSERT_LUA: &str = include_str!("redis/insert.lua");
 const CAS_LUA: &str = include_str!("redis/cas.lua");
-const PUT_IF_ABSENT_LUA: &str = include_str!("redis/put_if_absent.lua");
-const INCR_LUA: &str = include_str!("redis/incr.lua");
 
 /// Why a Redis store cannot be built.
 #[derive(Debug, thiserror::Error)]
@@ -101,10 +110,7 @@ struct Inner {
     timeout: Duration,
     clock: SharedClock,
     healthy: AtomicBool,
-    insert: Script,
     cas: Script,
-    put_if_absent: Script,
-    incr: Script,
     /// Set when the gateway reads "now" off Redis's clock (`store.shared_clock`).
     follow: Option<ClockFollow>,
 }
@@ -201,10 +207,7 @@ impl RedisStore {
             timeout: Duration::from_millis(cfg.timeout_ms),
             clock,
             healthy: AtomicBool::new(false),
-            insert: Script::new(INSERT_LUA),
             cas: Script::new(CAS_LUA),
-            put_if_absent: Script::new(PUT_IF_ABSENT_LUA),
-            incr: Script::new(INCR_LUA),
             follow,
         });
         tokio::spawn(health_loop(Arc::downgrade(&inner), Duration::from_millis(cfg.health_interval_ms)));
@@ -237,7 +240,7 @@ impl RedisStore {
     }
 
     fn tx_key(&self, id: &str) -> String {
-        format!("{}tx:{{{id}}}", self.inner.prefix)
+        format!("{}txv:{{{id}}}", self.inner.prefix)
     }
 
     fn key(&self, space: &str, key: &str) -> String {
@@ -329,34 +332,45 @@ fn decode(json: &str) -> Result<Transaction, StoreError> {
     serde_json::from_str(json).map_err(|_| StoreError::Unavailable("redis: unreadable transaction record".into()))
 }
 
-fn encode(tx: &Transaction) -> Result<String, StoreError> {
-    serde_json::to_string(tx).map_err(|e| StoreError::Unavailable(format!("encoding a transaction: {e}")))
+/// The stored record of `tx` at `version`, kept until `retain_until_ms`:
+/// `"<version>:<retain_until_ms>:<JSON>"`.
+fn encode(version: u64, retain_until_ms: u64, tx: &Transaction) -> Result<String, StoreError> {
+    use std::io::Write;
+    let mut out = Vec::with_capacity(640);
+    write!(out, "{version}:{retain_until_ms}:")
+        .map_err(|e| StoreError::Unavailable(format!("encoding a transaction: {e}")))?;
+    serde_json::to_writer(&mut out, tx).map_err(|e| StoreError::Unavailable(format!("encoding a transaction: {e}")))?;
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).map_err(|_| StoreError::Unavailable("encoding a transaction: not UTF-8".into()))
+}
+
+/// A stored record back: its version and transaction.
+fn decode_record(record: &str) -> Result<Versioned<Transaction>, StoreError> {
+    let unreadable = || StoreError::Unavailable("redis: unreadable transaction record".into());
+    let (version, rest) = record.split_once(':').ok_or_else(unreadable)?;
+    let (retain_until, json) = rest.split_once(':').ok_or_else(unreadable)?;
+    let version = version.parse().map_err(|_| unreadable())?;
+    retain_until.parse::<u64>().map_err(|_| unreadable())?;
+    Ok(Versioned { value: decode(json)?, version })
 }
 
 #[async_trait]
 impl Store for RedisStore {
     async fn insert(&self, tx: Transaction, retain_until_ms: u64) -> Result<u64, StoreError> {
         let key = self.tx_key(&tx.id);
-        let json = encode(&tx)?;
+        let record = encode(1, retain_until_ms, &tx)?;
         let ttl = self.ttl_ms(retain_until_ms);
-        let mut conn = self.conn()?;
-        let script = &self.inner.insert;
-        let inserted: i64 =
-            self.run(async move { script.key(key).arg(json).arg(ttl).invoke_async(&mut conn).await }).await?;
-        if inserted == 1 {
-            Ok(1)
-        } else {
-            Err(StoreError::AlreadyExists)
+        let set: Option<String> = self.cmd("SET", &[&key, &record, &"NX", &"PX", &ttl]).await?;
+        match set {
+            Some(_) => Ok(1),
+            None => Err(StoreError::AlreadyExists),
         }
     }
 
     async fn get(&self, id: &str) -> Result<Option<Versioned<Transaction>>, StoreError> {
         let key = self.tx_key(id);
-        let (v, d): (Option<u64>, Option<String>) = self.cmd("HMGET", &[&key, &"v", &"d"]).await?;
-        match (v, d) {
-            (Some(version), Some(json)) => Ok(Some(Versioned { value: decode(&json)?, version })),
-            _ => Ok(None),
-        }
+        let record: Option<String> = self.cmd("GET", &[&key]).await?;
+        record.as_deref().map(decode_record).transpose()
     }
 
     async fn compare_and_set(
@@ -366,22 +380,33 @@ impl Store for RedisStore {
         retain_until_ms: u64,
     ) -> Result<CasResult, StoreError> {
         let key = self.tx_key(&tx.id);
-        let json = encode(&tx)?;
+        let version = expected_version.saturating_add(1);
+        let record = encode(version, retain_until_ms, &tx)?;
         let ttl = self.ttl_ms(retain_until_ms);
         let mut conn = self.conn()?;
         let script = &self.inner.cas;
-        let (applied, version, current): (i64, u64, String) = self
+        let reply: redis::Value = self
             .run(async move {
-                script.key(key).arg(expected_version.to_string()).arg(json).arg(ttl).invoke_async(&mut conn).await
+                script
+                    .key(key)
+                    .arg(format!("{expected_version}:{retain_until_ms}:"))
+                    .arg(format!("{expected_version}:"))
+                    .arg(record)
+                    .arg(ttl)
+                    .invoke_async(&mut conn)
+                    .await
             })
             .await?;
-        if applied == 1 {
-            return Ok(CasResult::Applied { version });
+        match reply {
+            redis::Value::Int(1) => Ok(CasResult::Applied { version }),
+            redis::Value::Nil => Ok(CasResult::Conflict { current: None }),
+            redis::Value::BulkString(current) => {
+                let current = std::str::from_utf8(&current)
+                    .map_err(|_| StoreError::Unavailable("redis: unreadable transaction record".into()))?;
+                Ok(CasResult::Conflict { current: Some(Box::new(decode_record(current)?)) })
+            }
+            _ => Err(StoreError::Unavailable("redis: unexpected compare-and-set reply".into())),
         }
-        if version == 0 {
-            return Ok(CasResult::Conflict { current: None });
-        }
-        Ok(CasResult::Conflict { current: Some(Box::new(Versioned { value: decode(&current)?, version })) })
     }
 
     async fn remember_once(&self, key: &str, until_ms: u64) -> Result<bool, StoreError> {
@@ -398,10 +423,8 @@ impl Store for RedisStore {
     async fn put_if_absent(&self, key: &str, value: &str, until_ms: u64) -> Result<Option<String>, StoreError> {
         let key = self.key("val", key);
         let ttl = self.ttl_ms(until_ms);
-        let mut conn = self.conn()?;
-        let script = &self.inner.put_if_absent;
-        let value = value.to_owned();
-        self.run(async move { script.key(key).arg(value).arg(ttl).invoke_async(&mut conn).await }).await
+        // Redis >= 7.0: NX with GET stores only when absent and returns what was there.
+        self.cmd("SET", &[&key, &value, &"NX", &"PX", &ttl, &"GET"]).await
     }
 
     async fn take(&self, key: &str) -> Result<Option<String>, StoreError> {
@@ -417,9 +440,11 @@ impl Store for RedisStore {
     async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
         let key = self.key("ctr", key);
         let ttl = self.ttl_ms(until_ms);
+        let mut pipe = redis::pipe();
+        pipe.atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
         let mut conn = self.conn()?;
-        let script = &self.inner.incr;
-        self.run(async move { script.key(key).arg(ttl).invoke_async(&mut conn).await }).await
+        let (n,): (u64,) = self.run(async move { pipe.query_async(&mut conn).await }).await?;
+        Ok(n)
     }
 
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
