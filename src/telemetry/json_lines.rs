@@ -133,14 +133,6 @@ fn push_escaped(buf: &mut String, s: &str) {
         t
     };
     let bytes = s.as_bytes();
-    // Almost every value needs no escape: checked 16 bytes at a time with comparisons and no
-    // early exit (which the compiler vectorises), then copied whole.
-    let plain =
-        |chunk: &[u8]| chunk.iter().fold(true, |ok, &b| ok & (b >= 0x20) & (b != 0x7f) & (b != b'"') & (b != b'\\'));
-    if bytes.chunks(16).all(plain) {
-        buf.push_str(s);
-        return;
-    }
     let mut start = 0;
     while let Some(n) = bytes[start..].iter().position(|&b| NEEDS_ESCAPE[b as usize]) {
         let i = start + n;
