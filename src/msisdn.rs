@@ -246,8 +246,9 @@ impl Msisdn {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Masked(Msisdn);
 
-impl fmt::Display for Masked {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Masked {
+    /// The masked text in a stack buffer (what `Display` writes, without a `String`).
+    pub fn text(self) -> MaskedText {
         let (digits, len) = self.0.digit_array();
         let head = 2.min(len);
         let tail = (len.saturating_sub(head) / 2).min(3);
@@ -258,8 +259,28 @@ impl fmt::Display for Masked {
                 out[i + 1] = b'0' + d;
             }
         }
-        let text = std::str::from_utf8(&out[..=len]).map_err(|_| fmt::Error)?;
-        f.pad(text)
+        MaskedText { bytes: out, len: len + 1 }
+    }
+}
+
+/// [`Masked::text`]: `+`, digits and `*`, at most 16 bytes.
+#[derive(Clone, Copy)]
+pub struct MaskedText {
+    bytes: [u8; MAX_DIGITS as usize + 1],
+    len: usize,
+}
+
+impl MaskedText {
+    /// The masked number.
+    pub fn as_str(&self) -> &str {
+        // ASCII by construction (`+`, `*` and digits).
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Masked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.text().as_str())
     }
 }
 

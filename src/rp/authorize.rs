@@ -288,7 +288,7 @@ async fn to_operator(
         }
     }
     gw.audit.emit(audit).await;
-    gw.metrics.transactions_started.with_label_values(&[operator.id(), route.source.as_str()]).inc();
+    gw.metrics.transaction_started(operator.id(), route.source);
     counted.inc();
     if gw.store.put_if_absent(&op_state_key(&op_state), &id, expires).await.map_err(unavailable)?.is_some() {
         return Err(RpError::Internal("operator state collision".into()));

@@ -347,7 +347,7 @@ async fn store_and_ack(
     if let Some(a) = admission {
         a.schedule(auth_req_id.clone(), now);
     }
-    gw.metrics.transactions_started.with_label_values(&[operator_id, route.source.as_str()]).inc();
+    gw.metrics.transaction_started(operator_id, route.source);
 
     Ok(Ack { auth_req_id, expires_in, interval: gw.ciba.interval_s })
 }

@@ -146,14 +146,25 @@ impl Store for MemoryStore {
 
     async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
         let now = self.clock.now_ms();
+        let bump = |entry: &mut (u64, u64)| {
+            if entry.1 <= now {
+                entry.0 = 0;
+            }
+            entry.0 += 1;
+            entry.1 = until_ms;
+            entry.0
+        };
         let mut shard = self.shard(key).lock();
-        let entry = shard.counters.entry(key.to_owned()).or_insert((0, 0));
-        if entry.1 <= now {
-            entry.0 = 0;
-        }
-        entry.0 += 1;
-        entry.1 = until_ms;
-        Ok(entry.0)
+        // Looked up by `&str` first: the key is copied only for a counter's first increment.
+        Ok(match shard.counters.get_mut(key) {
+            Some(entry) => bump(entry),
+            None => {
+                let mut entry = (0, 0);
+                let n = bump(&mut entry);
+                shard.counters.insert(key.to_owned(), entry);
+                n
+            }
+        })
     }
 
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {

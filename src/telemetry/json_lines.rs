@@ -222,6 +222,26 @@ mod tests {
         assert_eq!(s, "a\\\"b\\\\c\\nd\\u0001e\\u007fé");
         let parsed: String = serde_json::from_str(&format!("\"{s}\"")).unwrap();
         assert_eq!(parsed, "a\"b\\c\nd\u{1}e\u{7f}é");
+        // Each escaped byte at every position of a long value (the 16-byte fast check, its
+        // last partial chunk included), against serde_json's own escaping.
+        for at in 0..40 {
+            for c in ['"', '\\', '\n', '\u{1}', '\u{1f}', '\u{7f}'] {
+                let mut v = "plain-text-".repeat(4) + "é";
+                v.insert(at, c);
+                let mut got = String::new();
+                push_escaped(&mut got, &v);
+                let want = serde_json::to_string(&v).unwrap();
+                let parsed: String = serde_json::from_str(&format!("\"{got}\"")).unwrap();
+                assert_eq!(parsed, v, "{c:?} at {at}");
+                assert!(!got.bytes().any(|b| b < 0x20), "{c:?} at {at}: {got}");
+                if c != '\u{7f}' {
+                    assert_eq!(format!("\"{got}\""), want, "{c:?} at {at}");
+                }
+            }
+        }
+        let mut plain = String::new();
+        push_escaped(&mut plain, "no escapes here, only text é€");
+        assert_eq!(plain, "no escapes here, only text é€");
     }
 
     #[test]

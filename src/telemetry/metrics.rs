@@ -2,11 +2,14 @@
 //! global statics) and labelled only from closed sets. Hot-path handles (per endpoint and
 //! outcome) are resolved at start-up so a request pays an atomic add, not a label lookup.
 
+use crate::discovery::RouteSource;
+use parking_lot::RwLock;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// RP-facing endpoints (the `endpoint` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,12 +124,21 @@ pub const NOTIFICATION_MODES: &[&str] = &["ping", "push"];
 /// without success.
 pub const NOTIFICATION_OUTCOMES: &[&str] = &["delivered", "connect", "timeout", "http_status", "broken", "gave_up"];
 
+/// `transactions_started` children by operator id, in [`RouteSource`] order.
+type StartedChildren = HashMap<String, [Option<IntCounter>; 2], foldhash::fast::RandomState>;
+
 /// All handles.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
     requests: HashMap<(Endpoint, &'static str), IntCounter, foldhash::fast::RandomState>,
     request_seconds: HashMap<Endpoint, Histogram, foldhash::fast::RandomState>,
+    /// `transactions{state}` of every state label, resolved at start-up ([`Self::transition`]
+    /// runs on every request).
+    by_state: HashMap<&'static str, IntGauge, foldhash::fast::RandomState>,
+    /// `transactions_started{operator,source}` children, kept once first used (by operator id,
+    /// then [`RouteSource`] order): created lazily as `with_label_values` did, hashed once.
+    started: Arc<RwLock<StartedChildren>>,
     /// Operator call latency by operator and call.
     pub operator_seconds: HistogramVec,
     /// Operator call failures by operator and kind.
@@ -270,8 +282,11 @@ impl Metrics {
             }
             request_seconds.insert(e, seconds_vec.with_label_values(&[e.as_str()]));
         }
+        let mut by_state = HashMap::default();
         for s in crate::flow::TxState::ALL_LABELS {
-            transactions.with_label_values(&[s]).set(0);
+            let gauge = transactions.with_label_values(&[s]);
+            gauge.set(0);
+            by_state.insert(s, gauge);
         }
         for op in operators {
             for c in OPERATOR_CALLS {
@@ -287,6 +302,8 @@ impl Metrics {
             registry,
             requests,
             request_seconds,
+            by_state,
+            started: Arc::default(),
             operator_seconds,
             operator_errors,
             transactions,
@@ -319,6 +336,18 @@ impl Metrics {
         }
     }
 
+    /// A transaction was started at `operator`, routed by `source`.
+    pub fn transaction_started(&self, operator: &str, source: RouteSource) {
+        let slot = source as usize;
+        if let Some(c) = self.started.read().get(operator).and_then(|children| children[slot].as_ref()) {
+            c.inc();
+            return;
+        }
+        let c = self.transactions_started.with_label_values(&[operator, source.as_str()]);
+        c.inc();
+        self.started.write().entry(operator.to_owned()).or_default()[slot] = Some(c);
+    }
+
     /// A transaction ended `failed` for `reason` (a [`crate::flow::FailReason`] label).
     pub fn failed(&self, reason: &str) {
         if crate::flow::FailReason::ALL_LABELS.contains(&reason) {
@@ -328,11 +357,15 @@ impl Metrics {
 
     /// A transaction moved from `from` to `to` (either may be absent: created / dropped).
     pub fn transition(&self, from: Option<&str>, to: Option<&str>) {
+        let add = |state: &str, n: i64| match self.by_state.get(state) {
+            Some(g) => g.add(n),
+            None => self.transactions.with_label_values(&[state]).add(n),
+        };
         if let Some(f) = from {
-            self.transactions.with_label_values(&[f]).dec();
+            add(f, -1);
         }
         if let Some(t) = to {
-            self.transactions.with_label_values(&[t]).inc();
+            add(t, 1);
         }
     }
 
@@ -587,5 +620,38 @@ impl UsageMetrics {
             m.sms_spend.insert(c.clone(), sms_spend.with_label_values(&[c.as_str()]));
         }
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn started_children_are_made_on_first_use_and_kept() {
+        let m = Metrics::register(Registry::new(), &["movistar".to_owned()]).unwrap();
+        let text = || String::from_utf8(m.render()).unwrap();
+        assert!(!text().contains("mcgate_transactions_started_total{"), "no series before a start");
+        m.transaction_started("movistar", RouteSource::Prefix);
+        m.transaction_started("movistar", RouteSource::Prefix);
+        m.transaction_started("movistar", RouteSource::Ported);
+        m.transaction_started("orange", RouteSource::Prefix);
+        assert_eq!(text().matches("mcgate_transactions_started_total{").count(), 3, "{}", text());
+        let n = |op: &str, source: &str| m.transactions_started.with_label_values(&[op, source]).get();
+        assert_eq!((n("movistar", "prefix"), n("movistar", "ported"), n("orange", "prefix")), (2, 1, 1));
+    }
+
+    #[test]
+    fn transitions_move_the_state_gauges() {
+        let m = Metrics::register(Registry::new(), &[]).unwrap();
+        let g = |state: &str| m.transactions.with_label_values(&[state]).get();
+        m.transition(None, Some("pending_push"));
+        m.transition(None, Some("pending_push"));
+        m.transition(Some("pending_push"), Some("approved"));
+        assert_eq!((g("pending_push"), g("approved")), (1, 1));
+        m.transition(Some("approved"), None);
+        assert_eq!(g("approved"), 0);
+        m.transition(None, Some("not_a_state"));
+        assert_eq!(g("not_a_state"), 1, "a label outside the resolved set still counts");
     }
 }

