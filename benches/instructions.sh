@@ -78,25 +78,13 @@ wrk.body = "grant_type=urn:openid:params:grant-type:ciba&auth_req_id=$id"
 LUA
   load() { wrk -t1 -c"$C" -d"$1" -s poll.lua $GWURL/token; }
 elif [[ $CASE == pollmany ]]; then
-  ids=()
+  : >poll-ids.txt
   for n in $(seq "${POLL_IDS:-500}"); do
-    id=$(curl -s -H "Authorization: $AUTH" -d 'scope=openid mc_authn' -d "login_hint=MSISDN:34609$(printf %06d "$n")" \
-      $GWURL/bc-authorize | sed -n 's/.*"auth_req_id":"\([^"]*\)".*/\1/p')
-    [[ -n $id ]] && ids+=("\"$id\"")
+    curl -s -H "Authorization: $AUTH" -d 'scope=openid mc_authn' -d "login_hint=MSISDN:34609$(printf %06d "$n")" \
+      $GWURL/bc-authorize | sed -n 's/.*"auth_req_id":"\([^"]*\)".*/\1/p' >>poll-ids.txt
   done
-  [[ ${#ids[@]} -gt 0 ]] || { echo "no auth_req_id" >&2; exit 1; }
-  cat >poll-many.lua <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "$AUTH"
-local ids = {$(IFS=,; echo "${ids[*]}")}
-local i = math.random(1, #ids)
-request = function()
-  i = i % #ids + 1
-  return wrk.format(nil, "/token", nil, "grant_type=urn:openid:params:grant-type:ciba&auth_req_id=" .. ids[i])
-end
-LUA
-  load() { wrk -t1 -c"$C" -d"$1" -s poll-many.lua $GWURL/token; }
+  [[ -s poll-ids.txt ]] || { echo "no auth_req_id" >&2; exit 1; }
+  load() { wrk -t1 -c"$C" -d"$1" -s "$ROOT/benches/poll-many.lua" $GWURL/token -- "$RUN/poll-ids.txt"; }
 else
   load() { wrk -t1 -c"$C" -d"$1" -s post-msisdn.lua $GWURL/bc-authorize -- msisdn-prefixes.txt form; }
 fi

@@ -84,24 +84,14 @@ LUA
 # Many pending transactions polled in turn (as many RPs poll theirs): each poll reads and writes
 # its own transaction (answers slow_down: every id is polled again within its interval).
 bench_poll_many() { # $1 port
-  local ids=() id
+  local n
+  : >"$RUN/poll-ids.txt"
   for n in $(seq "$POLL_IDS"); do
-    id=$(curl -s -H "Authorization: $AUTH" -d 'scope=openid mc_authn' -d "login_hint=MSISDN:34609$(printf %06d "$n")" \
-         "http://127.0.0.1:$1/bc-authorize" | sed -n 's/.*"auth_req_id":"\([^"]*\)".*/\1/p')
-    [[ -n $id ]] && ids+=("\"$id\"")
+    curl -s -H "Authorization: $AUTH" -d 'scope=openid mc_authn' -d "login_hint=MSISDN:34609$(printf %06d "$n")" \
+         "http://127.0.0.1:$1/bc-authorize" | sed -n 's/.*"auth_req_id":"\([^"]*\)".*/\1/p' >>"$RUN/poll-ids.txt"
   done
-  cat >"$RUN/poll-many.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
-wrk.headers["Authorization"] = "$AUTH"
-local ids = {$(IFS=,; echo "${ids[*]}")}
-local i = math.random(1, #ids)
-request = function()
-  i = i % #ids + 1
-  return wrk.format(nil, "/token", nil, "grant_type=urn:openid:params:grant-type:ciba&auth_req_id=" .. ids[i])
-end
-LUA
-  wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$RUN/poll-many.lua" "http://127.0.0.1:$1/token" >"$2"; rps "$2"
+  BENCH_AUTHORIZATION=$AUTH wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s "$ROOT/benches/poll-many.lua" \
+    "http://127.0.0.1:$1/token" -- "$RUN/poll-ids.txt" >"$2"; rps "$2"
 }
 
 declare -A R
