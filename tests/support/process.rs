@@ -55,85 +55,10 @@ impl Drop for ServeProcess {
     }
 }
 
-/// What differs between the Redis-backed `serve` configurations of the tests.
-pub struct RedisServeConfig<'a> {
-    pub redis_url: &'a str,
-    /// The simulated operator `orange` (prefix 34) and the secret it expects from the gateway.
-    pub sim_issuer: &'a str,
-    pub sim_secret: &'a str,
-    /// Lines added to `[store]` (after kind, url and `health_interval_ms = 200`).
-    pub store_extra: &'a str,
-    /// Lines added to the operator.
-    pub operator_extra: &'a str,
-    pub log_level: &'a str,
-}
-
-/// Writes `routing.toml` (and generates `certs/`) in `dir` for instances sharing one Redis:
-/// ephemeral loopback listeners, the same key files for every instance, CIBA interval 1 s,
-/// client `rp` with secret "test". Returns the file's path.
-pub fn write_redis_config(dir: &Path, c: &RedisServeConfig) -> std::path::PathBuf {
-    let certs = dir.join("certs");
-    let out =
-        Command::new(env!("CARGO_BIN_EXE_mcgate")).args(["certs", "--dir", certs.to_str().unwrap()]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = format!(
-        r#"
-[server]
-issuer = "http://127.0.0.1:8088"
-listen = "127.0.0.1:0"
-tls = false
-admin_listen = "127.0.0.1:0"
-runtime = "multi_thread"
-workers = 2
-
-[keys]
-signing_keys = ["certs/signing-rs256.pem"]
-pairwise_secret_file = "certs/pairwise.secret"
-subscriber_id_secret_file = "certs/subscriber-id.secret"
-
-[ciba]
-interval_s = 1
-slow_down_step_s = 1
-
-[store]
-kind = "redis"
-url = "{url}"
-health_interval_ms = 200
-{store_extra}
-
-[log]
-level = "{log_level}"
-
-[[operators]]
-id = "orange"
-prefixes = ["34"]
-issuer = "{issuer}"
-client_id = "mcgate"
-client_secret = "{secret}"
-call_timeout_ms = 2000
-{operator_extra}
-
-[[clients]]
-client_id = "rp"
-client_secret_sha256 = ["{RP_SECRET_SHA256}"]
-sector_identifier = "rp.example"
-"#,
-        url = c.redis_url,
-        store_extra = c.store_extra,
-        log_level = c.log_level,
-        issuer = c.sim_issuer,
-        secret = c.sim_secret,
-        operator_extra = c.operator_extra,
-    );
-    let path = dir.join("routing.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
-/// SHA-256 of "test", the secret of client `rp` in [`write_redis_config`].
+/// SHA-256 of "test", the secret of client `rp` in [`OrangeSim::write_config`].
 pub const RP_SECRET_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
 
-/// The simulated operator `orange` of [`write_redis_config`] (the person answers after 300 ms,
+/// The simulated operator `orange` of [`OrangeSim::write_config`] (the person answers after 300 ms,
 /// interval 1 s), on an ephemeral loopback port, with its own random gateway secret.
 pub struct OrangeSim {
     pub sim: std::sync::Arc<SimOperator>,
@@ -163,7 +88,11 @@ impl OrangeSim {
         Self { sim, secret, _stop: stop }
     }
 
-    /// [`write_redis_config`] routing to this simulator.
+    /// Writes `routing.toml` (and generates `certs/`) in `dir` for instances sharing the Redis
+    /// at `redis_url` and routing every number (prefix 34) to this simulator as `orange`:
+    /// ephemeral loopback listeners, the same key files for every instance, CIBA interval 1 s,
+    /// `[store] health_interval_ms = 200` plus `store_extra`, `operator_extra` added to the
+    /// operator, client `rp` with secret "test". Returns the file's path.
     pub fn write_config(
         &self,
         dir: &Path,
@@ -172,16 +101,59 @@ impl OrangeSim {
         operator_extra: &str,
         log_level: &str,
     ) -> std::path::PathBuf {
-        write_redis_config(
-            dir,
-            &RedisServeConfig {
-                redis_url,
-                sim_issuer: self.sim.issuer(),
-                sim_secret: &self.secret,
-                store_extra,
-                operator_extra,
-                log_level,
-            },
-        )
+        let certs = dir.join("certs");
+        let out = Command::new(env!("CARGO_BIN_EXE_mcgate"))
+            .args(["certs", "--dir", certs.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            r#"
+[server]
+issuer = "http://127.0.0.1:8088"
+listen = "127.0.0.1:0"
+tls = false
+admin_listen = "127.0.0.1:0"
+runtime = "multi_thread"
+workers = 2
+
+[keys]
+signing_keys = ["certs/signing-rs256.pem"]
+pairwise_secret_file = "certs/pairwise.secret"
+subscriber_id_secret_file = "certs/subscriber-id.secret"
+
+[ciba]
+interval_s = 1
+slow_down_step_s = 1
+
+[store]
+kind = "redis"
+url = "{redis_url}"
+health_interval_ms = 200
+{store_extra}
+
+[log]
+level = "{log_level}"
+
+[[operators]]
+id = "orange"
+prefixes = ["34"]
+issuer = "{issuer}"
+client_id = "mcgate"
+client_secret = "{secret}"
+call_timeout_ms = 2000
+{operator_extra}
+
+[[clients]]
+client_id = "rp"
+client_secret_sha256 = ["{RP_SECRET_SHA256}"]
+sector_identifier = "rp.example"
+"#,
+            issuer = self.sim.issuer(),
+            secret = self.secret,
+        );
+        let path = dir.join("routing.toml");
+        std::fs::write(&path, text).unwrap();
+        path
     }
 }
