@@ -135,8 +135,9 @@ impl ClockFollow {
     }
 
     /// One `TIME` answer (`seconds`, `micros`), asked at `sent_ms` and answered at `received_ms`
-    /// on this host's clock. A sample whose round trip exceeds `max_rtt_ms` is not precise
-    /// enough and is ignored.
+    /// on this host's clock. A sample whose round trip, read on this host's clock, exceeds
+    /// `max_rtt_ms` (the probe's own deadline) is ignored: the host's clock stepped while it was
+    /// taken, so the midpoint means nothing.
     fn observe(&self, (seconds, micros): (u64, u64), sent_ms: u64, received_ms: u64, max_rtt_ms: u64) {
         if received_ms.saturating_sub(sent_ms) > max_rtt_ms {
             return;
