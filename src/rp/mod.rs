@@ -37,7 +37,7 @@ use crate::telemetry::trace::TraceContext;
 use bytes::Bytes;
 use error::RpError;
 use form::Params;
-use http::{HeaderValue, Method, Request, Response};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -119,6 +119,7 @@ impl RpService {
             None => self.next_request_id(),
         };
         let method = req.method().clone();
+        let declares_body = declares_body(req.headers());
         let mut log = RequestLog::default();
         let (endpoint, result) = route(gw, req, &mut log).await;
         let mut resp = match result {
@@ -159,15 +160,29 @@ impl RpService {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
-        if http1 && self.edge.as_ref().is_some_and(|e| e.draining()) {
-            // Draining: this HTTP/1.1 connection ends after this answer.
+        // Refused before its body was read: too large, wrong type, no such route or method.
+        let body_left_unread = status == StatusCode::PAYLOAD_TOO_LARGE
+            || (declares_body
+                && matches!(
+                    status,
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+                ));
+        if http1 && (body_left_unread || self.edge.as_ref().is_some_and(|e| e.draining())) {
+            // Draining, or a refused body still on the wire (hyper closes such a connection after
+            // the answer): this HTTP/1.1 connection ends here, and the client is told so, so that it
+            // does not send its next request on a socket about to close.
             resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
 }
 
-/// The OAuth error code carried in a response body (for the outcome label).
+/// Whether a request announces a body (a length above zero, or a chunked one).
+fn declares_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::TRANSFER_ENCODING)
+        || headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() != b"0")
+}
+
 #[cfg(test)]
 mod route_tests {
     use super::Route;
@@ -180,6 +195,7 @@ mod route_tests {
     }
 }
 
+/// The OAuth error code carried in a response body (for the outcome label).
 fn outcome_of(resp: &Response<Full<Bytes>>) -> &'static str {
     resp.extensions().get::<ErrorCode>().map(|c| c.0).unwrap_or("server_error")
 }
