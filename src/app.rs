@@ -124,6 +124,9 @@ pub struct Gateway {
     pub poll_cache: Arc<crate::flow::poll_cache::PollCache>,
     /// Polls in flight here, by (client, id): an overlapping poll gets `slow_down` at once.
     pub poll_gate: Arc<crate::flow::poll_gate::PollGate>,
+    /// The "not enrolled" numbers indexed here (Redis store only): the push-capability cache
+    /// asks the store only about these. One per process, kept across reloads.
+    pub not_enrolled_index: Option<Arc<crate::operators::resilience::not_enrolled_index::NotEnrolledIndex>>,
     /// Token issuance.
     pub tokens: TokenIssuer,
     /// Pairwise subjects.
@@ -311,6 +314,19 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
     // Kept across a reload when generated, so one MSISDN keeps one `msisdn_ref` in the logs.
     let log_pseudonym_secret =
         secret(&cfg.keys.log_pseudonym_secret_file, old_secrets.as_ref().map(|s| &s.log_pseudonym))?;
+    // The memory store's look-up is as cheap as the index: no index there.
+    let not_enrolled_index = match carry {
+        Some(old) => old.not_enrolled_index.clone(),
+        None if cfg.store.kind == "redis" && cfg.store.not_enrolled_index_max > 0 => {
+            Some(crate::operators::resilience::not_enrolled_index::NotEnrolledIndex::start(
+                store.clone(),
+                clock.clone(),
+                cfg.store.not_enrolled_index_max,
+                std::time::Duration::from_millis(cfg.store.not_enrolled_sync_ms),
+            ))
+        }
+        None => None,
+    };
     // Breaker, in-flight cap, retry budget and push-capability cache around every adapter.
     let resilience_metrics = match carry {
         Some(old) => {
@@ -327,6 +343,7 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
             store: store.clone(),
             clock: clock.clone(),
             key: crate::keyed_hash::KeyedHasher::new(&sms_hmac_secret),
+            index: not_enrolled_index.clone(),
         }),
         &resilience_metrics,
     )
@@ -367,6 +384,7 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
             })),
         },
         // Kept across a reload (polls in flight stay known) unless its size changed.
+        not_enrolled_index,
         poll_gate: match carry {
             Some(old) if old.ciba.poll_gate_slots == cfg.ciba.poll_gate_slots => old.poll_gate.clone(),
             _ => Arc::new(crate::flow::poll_gate::PollGate::new(cfg.ciba.poll_gate_slots)),

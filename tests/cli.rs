@@ -86,6 +86,8 @@ fn shipped_routing_toml_validates_once_certs_and_secrets_exist() {
         "demo-rp-jwt.jwks.json",
         "pairwise.secret",
         "subscriber-id.secret",
+        "sms-hmac.secret",
+        "log-pseudonym.secret",
     ] {
         assert!(dir.path().join("certs").join(f).is_file(), "{f}");
     }

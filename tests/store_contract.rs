@@ -8,7 +8,7 @@ use mcgate::clock::{SharedClock, SystemClock};
 use mcgate::config::model::StoreConfig;
 use mcgate::flow::{Transaction, TxState};
 use mcgate::store::redis::RedisStore;
-use mcgate::store::{CasResult, MemoryStore, Store, StoreError};
+use mcgate::store::{CasResult, LogPage, MemoryStore, Store, StoreError};
 use std::sync::Arc;
 use std::time::Duration;
 use support::redis::TestRedis;
@@ -144,6 +144,23 @@ async fn contract(store: Arc<dyn Store>) {
     assert_eq!(store.incr(&ctr, now() + 60_000).await.unwrap(), 1, "expired counter restarts");
     // an expired transaction's id can be inserted again
     assert_eq!(store.insert(tx(&tid), far).await.unwrap(), 1);
+
+    // The shared log: appended entries read back in order, from a cursor, in pages.
+    let log = unique("log");
+    let empty = store.log_read(&log, None, 10).await.unwrap();
+    assert_eq!(empty, LogPage { entries: vec![], cursor: None }, "an empty log");
+    for e in ["one", "two two", "three"] {
+        store.log_append(&log, e, 60_000).await.unwrap();
+    }
+    let first = store.log_read(&log, None, 2).await.unwrap();
+    assert_eq!(first.entries, ["one", "two two"]);
+    let rest = store.log_read(&log, first.cursor.as_deref(), 10).await.unwrap();
+    assert_eq!(rest.entries, ["three"]);
+    let none = store.log_read(&log, rest.cursor.as_deref(), 10).await.unwrap();
+    assert_eq!((none.entries.len(), &none.cursor), (0, &rest.cursor), "nothing new: the cursor stays");
+    store.log_append(&log, "four", 60_000).await.unwrap();
+    assert_eq!(store.log_read(&log, none.cursor.as_deref(), 10).await.unwrap().entries, ["four"]);
+    assert!(store.log_read(&unique("other-log"), None, 10).await.unwrap().entries.is_empty(), "logs are apart");
 
     store.ping().await.expect("store answers");
 }

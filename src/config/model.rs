@@ -296,6 +296,16 @@ pub struct StoreConfig {
     /// milliseconds (default 60000; `mcgate_store_clock_offset_seconds` always shows the offset).
     #[serde(default = "default_clock_offset_warn_ms")]
     pub clock_offset_warn_ms: u64,
+    /// Redis: most "not enrolled" numbers this instance indexes locally, so a bc-authorize for
+    /// any other number skips the push-capability look-up in Redis
+    /// ([`crate::operators::resilience::not_enrolled_index`]; default 100000, 0 = off: every
+    /// push asks Redis first).
+    #[serde(default = "default_not_enrolled_index_max")]
+    pub not_enrolled_index_max: usize,
+    /// Redis: how often the index reads what other instances learned, milliseconds (default
+    /// 1000). Until it has, they may ask the operator once more about such a number.
+    #[serde(default = "default_not_enrolled_sync_ms")]
+    pub not_enrolled_sync_ms: u64,
 }
 
 impl Default for StoreConfig {
@@ -314,6 +324,8 @@ impl Default for StoreConfig {
             poll_cache_slots: default_poll_cache_slots(),
             shared_clock: true,
             clock_offset_warn_ms: default_clock_offset_warn_ms(),
+            not_enrolled_index_max: default_not_enrolled_index_max(),
+            not_enrolled_sync_ms: default_not_enrolled_sync_ms(),
         }
     }
 }
@@ -447,6 +459,14 @@ fn default_poll_gate_slots() -> usize {
 
 fn default_poll_cache_slots() -> usize {
     4096
+}
+
+fn default_not_enrolled_index_max() -> usize {
+    100_000
+}
+
+fn default_not_enrolled_sync_ms() -> u64 {
+    1_000
 }
 
 fn default_clock_offset_warn_ms() -> u64 {

@@ -109,6 +109,8 @@ pub fn write_dev_material(dir: &Path, force: bool) -> Result<Vec<String>, TlsErr
     put("demo-rp-jwt.jwks.json", &|| Ok(rp_jwks.clone()))?;
     put("pairwise.secret", &|| Ok(crate::clock::random_token(48) + "\n"))?;
     put("subscriber-id.secret", &|| Ok(crate::clock::random_token(48) + "\n"))?;
+    put("sms-hmac.secret", &|| Ok(crate::clock::random_token(48) + "\n"))?;
+    put("log-pseudonym.secret", &|| Ok(crate::clock::random_token(48) + "\n"))?;
     Ok(written)
 }
 

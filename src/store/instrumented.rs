@@ -5,7 +5,7 @@
 //! [`StoreMetrics`] also holds `mcgate_store_clock_offset_seconds`, set by a Redis store that
 //! keeps the gateway's clock on its own (`store.shared_clock`; 0 otherwise).
 
-use super::{CasResult, Store, StoreError, Versioned};
+use super::{CasResult, LogPage, Store, StoreError, Versioned};
 use crate::flow::Transaction;
 use async_trait::async_trait;
 use prometheus::{Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The `op` label values, in `Op` order.
-pub const OPS: [&str; 12] = [
+pub const OPS: [&str; 14] = [
     "insert",
     "get",
     "compare_and_set",
@@ -26,6 +26,8 @@ pub const OPS: [&str; 12] = [
     "counter",
     "ping",
     "purge_expired",
+    "log_append",
+    "log_read",
 ];
 
 #[derive(Clone, Copy)]
@@ -42,6 +44,8 @@ enum Op {
     Counter,
     Ping,
     PurgeExpired,
+    LogAppend,
+    LogRead,
 }
 
 /// Pre-resolved store metric handles (one per `op`).
@@ -145,6 +149,12 @@ impl Store for InstrumentedStore {
     }
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {
         timed!(self, Op::Counter, self.inner.counter(key))
+    }
+    async fn log_append(&self, log: &str, entry: &str, keep_ms: u64) -> Result<(), StoreError> {
+        timed!(self, Op::LogAppend, self.inner.log_append(log, entry, keep_ms))
+    }
+    async fn log_read(&self, log: &str, cursor: Option<&str>, max: usize) -> Result<LogPage, StoreError> {
+        timed!(self, Op::LogRead, self.inner.log_read(log, cursor, max))
     }
     async fn ping(&self) -> Result<(), StoreError> {
         timed!(self, Op::Ping, self.inner.ping())

@@ -4,12 +4,12 @@
 //! server. One instance only: state dies with the process (L-09: after a restart RPs get
 //! `invalid_grant`, never a 500).
 
-use super::{CasResult, Store, StoreError, Versioned};
+use super::{CasResult, LogPage, Store, StoreError, Versioned};
 use crate::clock::SharedClock;
 use crate::flow::Transaction;
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 
 const SHARDS: usize = 64;
@@ -34,17 +34,30 @@ struct Shard {
     counters: FastMap<(u64, u64)>,
 }
 
+/// One shared log: entries with their sequence number and append time.
+#[derive(Default)]
+struct Log {
+    entries: VecDeque<(u64, u64, String)>,
+    next: u64,
+}
+
 /// The embedded store.
 pub struct MemoryStore {
     shards: Box<[Mutex<Shard>]>,
     hasher: foldhash::fast::RandomState,
     clock: SharedClock,
+    logs: Mutex<HashMap<String, Log>>,
 }
 
 impl MemoryStore {
     /// An empty store reading time from `clock`.
     pub fn new(clock: SharedClock) -> Self {
-        Self { shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(), hasher: Default::default(), clock }
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
+            hasher: Default::default(),
+            clock,
+            logs: Mutex::new(HashMap::new()),
+        }
     }
 
     fn shard(&self, key: &str) -> &Mutex<Shard> {
@@ -176,6 +189,33 @@ impl Store for MemoryStore {
         let now = self.clock.now_ms();
         let shard = self.shard(key).lock();
         Ok(shard.counters.get(key).filter(|(_, until)| *until > now).map_or(0, |(n, _)| *n))
+    }
+
+    async fn log_append(&self, log: &str, entry: &str, keep_ms: u64) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut logs = self.logs.lock();
+        let log = logs.entry(log.to_owned()).or_default();
+        while log.entries.front().is_some_and(|(_, at, _)| at.saturating_add(keep_ms) < now) {
+            log.entries.pop_front();
+        }
+        log.next += 1;
+        let seq = log.next;
+        log.entries.push_back((seq, now, entry.to_owned()));
+        Ok(())
+    }
+
+    async fn log_read(&self, log: &str, cursor: Option<&str>, max: usize) -> Result<LogPage, StoreError> {
+        let after = match cursor {
+            None => 0,
+            Some(c) => c.parse::<u64>().map_err(|_| StoreError::Unavailable("log cursor unreadable".into()))?,
+        };
+        let logs = self.logs.lock();
+        let entries: Vec<&(u64, u64, String)> = logs
+            .get(log)
+            .map(|l| l.entries.iter().skip_while(|(seq, _, _)| *seq <= after).take(max).collect())
+            .unwrap_or_default();
+        let cursor = entries.last().map(|(seq, _, _)| seq.to_string()).or_else(|| cursor.map(str::to_owned));
+        Ok(LogPage { entries: entries.into_iter().map(|(_, _, e)| e.clone()).collect(), cursor })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

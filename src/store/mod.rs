@@ -49,6 +49,16 @@ pub enum StoreError {
     Unavailable(String),
 }
 
+/// A page of a shared log ([`Store::log_read`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogPage {
+    /// The entries, oldest first.
+    pub entries: Vec<String>,
+    /// Where the next read goes on from (the last entry's position, or the one given when the
+    /// page is empty; `None` only for an empty log read from its start).
+    pub cursor: Option<String>,
+}
+
 /// Transactions and replay guards, shared by every instance of the gateway.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -83,6 +93,15 @@ pub trait Store: Send + Sync + 'static {
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError>;
     /// Reads the counter under `key` (0 if missing or expired).
     async fn counter(&self, key: &str) -> Result<u64, StoreError>;
+    /// Appends `entry` to the time-ordered log `log`, which every instance sharing the store
+    /// reads with [`Store::log_read`] (announcements such as "this number is not enrolled").
+    /// Entries older than `keep_ms` may be dropped by this or a later append (Redis: a stream,
+    /// `XADD … MINID ~`).
+    async fn log_append(&self, log: &str, entry: &str, keep_ms: u64) -> Result<(), StoreError>;
+    /// Up to `max` entries of `log` appended after `cursor` (`None`: from the oldest kept), in
+    /// the order they were appended, and the cursor to go on from. Entries dropped for age are
+    /// skipped without notice.
+    async fn log_read(&self, log: &str, cursor: Option<&str>, max: usize) -> Result<LogPage, StoreError>;
     /// Whether the store answers (readiness).
     async fn ping(&self) -> Result<(), StoreError>;
     /// Drops entries past their retention; returns the state labels of dropped transactions.

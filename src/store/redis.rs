@@ -26,7 +26,7 @@
 //! connection would make every operation from another thread a cross-thread wake-up (both ways).
 //! Each thread lazily opens `connections` of its own and uses them round robin.
 
-use super::{CasResult, Store, StoreError, Versioned};
+use super::{CasResult, LogPage, Store, StoreError, Versioned};
 use crate::clock::{OffsetClock, SharedClock};
 use crate::config::model::StoreConfig;
 use crate::flow::Transaction;
@@ -90,6 +90,12 @@ pub fn config_problems(cfg: &StoreConfig) -> Vec<(&'static str, String)> {
     }
     if !(100..=3_600_000).contains(&cfg.clock_offset_warn_ms) {
         out.push(("store.clock_offset_warn_ms", "must be between 100 and 3600000".to_string()));
+    }
+    if cfg.not_enrolled_index_max > 10_000_000 {
+        out.push(("store.not_enrolled_index_max", "must be at most 10000000".to_string()));
+    }
+    if !(50..=60_000).contains(&cfg.not_enrolled_sync_ms) {
+        out.push(("store.not_enrolled_sync_ms", "must be between 50 and 60000".to_string()));
     }
     if !(10..=60_000).contains(&cfg.reconnect_max_delay_ms) {
         out.push(("store.reconnect_max_delay_ms", "must be between 10 and 60000".to_string()));
@@ -458,6 +464,28 @@ impl Store for RedisStore {
         let key = self.key("ctr", key);
         let n: Option<u64> = self.cmd("GET", &[&key]).await?;
         Ok(n.unwrap_or(0))
+    }
+
+    async fn log_append(&self, log: &str, entry: &str, keep_ms: u64) -> Result<(), StoreError> {
+        let key = self.key("log", log);
+        // Stream ids are Redis's milliseconds: entries older than `keep_ms` go (in whole macro
+        // nodes, `~`) as later ones arrive.
+        let min_id = self.inner.clock.now_ms().saturating_sub(keep_ms);
+        let _: String = self.cmd("XADD", &[&key, &"MINID", &"~", &min_id, &"*", &"e", &entry]).await?;
+        Ok(())
+    }
+
+    async fn log_read(&self, log: &str, cursor: Option<&str>, max: usize) -> Result<LogPage, StoreError> {
+        let key = self.key("log", log);
+        // `(id` is exclusive (Redis >= 6.2).
+        let start = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
+        let rows: Vec<(String, Vec<String>)> = self.cmd("XRANGE", &[&key, &start, &"+", &"COUNT", &max]).await?;
+        let cursor = rows.last().map(|(id, _)| id.clone()).or_else(|| cursor.map(str::to_owned));
+        let entries = rows
+            .into_iter()
+            .filter_map(|(_, fields)| fields.chunks(2).find(|f| f[0] == "e").and_then(|f| f.get(1).cloned()))
+            .collect();
+        Ok(LogPage { entries, cursor })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -121,6 +121,8 @@ workers = 2
 signing_keys = ["certs/signing-rs256.pem"]
 pairwise_secret_file = "certs/pairwise.secret"
 subscriber_id_secret_file = "certs/subscriber-id.secret"
+sms_hmac_secret_file = "certs/sms-hmac.secret"
+log_pseudonym_secret_file = "certs/log-pseudonym.secret"
 
 [ciba]
 interval_s = 1

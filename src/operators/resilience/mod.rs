@@ -22,6 +22,7 @@
 //! retried. Per call the cost is a few atomic operations and one `Arc` clone.
 
 pub mod breaker;
+pub mod not_enrolled_index;
 pub mod push_cache;
 
 use super::callback::OperatorCallback;

@@ -7,10 +7,14 @@
 //! key is a keyed hash (HMAC under the SMS HMAC secret,
 //! [`crate::keyed_hash::KeyedHasher::digest`]) of operator and number, never the number.
 //! A store failure is a cache miss: the operator is asked as before.
+//! With a shared store the look-up goes to the store only for numbers in this instance's
+//! [`NotEnrolledIndex`] (which every instance's new entries reach through the store's log), so
+//! the usual push makes no store call before it.
 
 use crate::clock::SharedClock;
 use crate::keyed_hash::KeyedHasher;
 use crate::msisdn::Msisdn;
+use crate::operators::resilience::not_enrolled_index::NotEnrolledIndex;
 use crate::store::Store;
 use crate::telemetry::metrics::ResilienceMetrics;
 use prometheus::IntCounter;
@@ -25,6 +29,8 @@ pub struct CacheParts {
     pub clock: SharedClock,
     /// HMAC of the store keys, keyed by the SMS HMAC secret.
     pub key: KeyedHasher,
+    /// The local index in front of a shared store (`None`: every look-up asks the store).
+    pub index: Option<Arc<NotEnrolledIndex>>,
 }
 
 /// One operator's view of the cache.
@@ -89,9 +95,18 @@ impl PushCapabilityCache {
     /// What the cache holds under the number's store key ([`Self::key`], computed once per
     /// push); a hit is counted.
     pub async fn lookup(&self, key: &str) -> Lookup {
+        let index = self.parts.index.as_deref();
+        if index.is_some_and(|i| i.vouches_absent(key)) {
+            return Lookup::Absent;
+        }
         match self.parts.store.get_value(key).await {
             Ok(Some(_)) => {
                 self.hit.inc();
+                // Found while the index could not vouch (or in a shared slot): indexed now, so
+                // the next look-up of this number asks the store again at once.
+                if let Some(i) = index {
+                    i.insert(key, self.parts.clock.now_ms().saturating_add(self.ttl_ms));
+                }
                 Lookup::NotEnrolled
             }
             Ok(None) => Lookup::Absent,
@@ -107,8 +122,20 @@ impl PushCapabilityCache {
     /// [`Self::remember_not_enrolled`] by the number's store key.
     pub async fn remember_not_enrolled_at(&self, key: &str) {
         let until = self.parts.clock.now_ms().saturating_add(self.ttl_ms);
-        if let Ok(None) = self.parts.store.put_if_absent(key, "not_enrolled", until).await {
-            self.store.inc();
+        match self.parts.store.put_if_absent(key, "not_enrolled", until).await {
+            Ok(None) => {
+                self.store.inc();
+                if let Some(i) = &self.parts.index {
+                    i.announce(key, until, self.ttl_ms).await;
+                }
+            }
+            // Another instance stored it first (and announced it, unless that failed).
+            Ok(Some(_)) => {
+                if let Some(i) = &self.parts.index {
+                    i.insert(key, until);
+                }
+            }
+            Err(_) => {}
         }
     }
 
@@ -121,6 +148,9 @@ impl PushCapabilityCache {
     pub async fn forget_at(&self, key: &str) {
         if let Ok(Some(_)) = self.parts.store.take(key).await {
             self.invalidate.inc();
+        }
+        if let Some(i) = &self.parts.index {
+            i.remove(key);
         }
     }
 }
@@ -136,7 +166,7 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
         let registry = prometheus::Registry::new();
         let metrics = ResilienceMetrics::register(&registry, &["movistar".into()]).unwrap();
-        let parts = CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k") };
+        let parts = CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k"), index: None };
         let cache = PushCapabilityCache::new(parts.clone(), "movistar", 60, &metrics);
         let n = Msisdn::from_digits(34_600_000_004).unwrap();
         assert!(!cache.key(&n).contains("600000004"), "never the number");
