@@ -137,6 +137,18 @@ async fn oversize_wrong_type_and_wrong_method() {
     let a = answer(r).await;
     assert_eq!(a.status, 415);
     assert_eq!(a.headers["connection"], "close", "refused before its body was read");
+    // A refusal after the body was read keeps the connection.
+    let r = rp
+        .http
+        .post(&url)
+        .basic_auth(&rp.client_id, Some("wrong"))
+        .form(&[("scope", "openid"), ("login_hint", "MSISDN:34600000001")])
+        .send()
+        .await
+        .unwrap();
+    let a = answer(r).await;
+    assert_eq!(a.status, 401);
+    assert!(!a.headers.contains_key("connection"), "{:?}", a.headers);
     let r = rp.http.get(&url).send().await.unwrap();
     let a = answer(r).await;
     assert_eq!((a.status, a.error()), (405, "method_not_allowed"));

@@ -209,6 +209,25 @@ async fn redis_keys_carry_the_prefix_a_hash_tag_and_a_ttl() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_log_is_a_stream_and_a_reader_behind_a_flushed_one_starts_over() {
+    let redis = TestRedis::start();
+    let store = RedisStore::new(&redis_config(redis.url()), clock(), None).unwrap();
+    store.log_append("pushcap", "1 a", 60_000).await.unwrap();
+    assert_eq!(redis.command(&["TYPE", "mcgate:log:{pushcap}"]).trim(), "+stream");
+    let page = store.log_read("pushcap", None, 10).await.unwrap();
+    assert_eq!(page.entries, ["1 a"]);
+    // Far ahead of the stream (as after a flush, or a Redis restarted on a slower clock).
+    let ahead = format!("{}-0", now() + 3_600_000);
+    redis.command(&["DEL", "mcgate:log:{pushcap}"]);
+    store.log_append("pushcap", "2 b", 60_000).await.unwrap();
+    let behind = store.log_read("pushcap", Some(&ahead), 10).await.unwrap();
+    assert_eq!(behind, LogPage { entries: vec![], cursor: None }, "start over");
+    assert_eq!(store.log_read("pushcap", None, 10).await.unwrap().entries, ["2 b"]);
+    let end = store.log_read("pushcap", page.cursor.as_deref(), 10).await.unwrap();
+    assert_eq!(end.entries, ["2 b"], "a cursor behind the stream's end reads on");
+}
+
 /// The key's time to live, ms (negative: none or no key).
 fn pttl(redis: &TestRedis, key: &str) -> i64 {
     redis.command(&["PTTL", key]).trim().trim_start_matches(':').parse().unwrap()

@@ -37,7 +37,7 @@ use crate::telemetry::trace::TraceContext;
 use bytes::Bytes;
 use error::RpError;
 use form::Params;
-use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
@@ -55,6 +55,9 @@ pub struct RequestLog {
     pub msisdn: Option<Msisdn>,
     /// `ported` or `prefix`.
     pub route_source: Option<&'static str>,
+    /// The request body was read to its end (else an HTTP/1.1 connection that announced one
+    /// closes after the answer).
+    pub body_read: bool,
 }
 
 /// The public listener's handler.
@@ -97,7 +100,14 @@ impl Handler for RpService {
         let _in_flight = match &self.edge {
             Some(edge) => match edge.admit() {
                 Some(place) => Some(place),
-                None => return RpError::TemporarilyUnavailable("the gateway is at capacity".into()).into_response(),
+                None => {
+                    let mut resp = RpError::TemporarilyUnavailable("the gateway is at capacity".into()).into_response();
+                    if req.version() < http::Version::HTTP_2 && declares_body(req.headers()) {
+                        // Its body is not read: the connection closes after this answer.
+                        resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                    }
+                    return resp;
+                }
             },
             None => None,
         };
@@ -160,13 +170,8 @@ impl RpService {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             resp.headers_mut().insert("x-request-id", v);
         }
-        // Refused before its body was read: too large, wrong type, no such route or method.
-        let body_left_unread = status == StatusCode::PAYLOAD_TOO_LARGE
-            || (declares_body
-                && matches!(
-                    status,
-                    StatusCode::UNSUPPORTED_MEDIA_TYPE | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-                ));
+        // Answered without reading the body (too large, wrong type, no such route or method…).
+        let body_left_unread = declares_body && !log.body_read;
         if http1 && (body_left_unread || self.edge.as_ref().is_some_and(|e| e.draining())) {
             // Draining, or a refused body still on the wire (hyper closes such a connection after
             // the answer): this HTTP/1.1 connection ends here, and the client is told so, so that it
@@ -175,6 +180,17 @@ impl RpService {
         }
         resp
     }
+}
+
+/// Reads the body (up to the gateway's limit) and notes that it was read.
+async fn read_body(
+    req: Request<Incoming>,
+    gw: &Gateway,
+    log: &mut RequestLog,
+) -> Result<(http::request::Parts, Bytes), RpError> {
+    let read = form::read_body(req, gw.max_body_bytes).await?;
+    log.body_read = true;
+    Ok(read)
 }
 
 /// Whether a request announces a body (a length above zero, or a chunked one).
@@ -371,13 +387,13 @@ async fn dispatch(
             if !json {
                 form::require_form(req.headers())?;
             }
-            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let (parts, body) = read_body(req, gw, log).await?;
             let params = if json { form::parse_json(&body)? } else { Params::parse(&body)? };
             Box::pin(si_authorize::handle(gw, &parts.headers, &params, log)).await
         }
         (Route::BcAuthorize | Route::Cancel | Route::Token | Route::Discovery | Route::Authorize, &Method::POST) => {
             form::require_form(req.headers())?;
-            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let (parts, body) = read_body(req, gw, log).await?;
             let form = Params::parse(&body)?;
             match route {
                 Route::BcAuthorize => Box::pin(bc_authorize::handle(gw, &parts.headers, &form, log)).await,
@@ -389,7 +405,7 @@ async fn dispatch(
         }
         (Route::OperatorNotify, &Method::POST) => {
             let path = req.uri().path().to_owned();
-            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let (parts, body) = read_body(req, gw, log).await?;
             let operator = op_notify::operator_of(&path).unwrap_or_default();
             Box::pin(op_notify::handle(gw, operator, &parts.headers, &body, log)).await
         }
@@ -403,7 +419,7 @@ async fn dispatch(
         (Route::SmsConfirm | Route::SmsOtp, &Method::POST) => {
             let path = req.uri().path().to_owned();
             form::require_form(req.headers())?;
-            let (parts, body) = form::read_body(req, gw.max_body_bytes).await?;
+            let (parts, body) = read_body(req, gw, log).await?;
             let form = Params::parse(&body)?;
             match sms_confirm::token_of(&path) {
                 Some(token) => Box::pin(sms_confirm::post(gw, token, &parts.headers, &form, log)).await,

@@ -210,10 +210,12 @@ impl Store for MemoryStore {
             Some(c) => c.parse::<u64>().map_err(|_| StoreError::Unavailable("log cursor unreadable".into()))?,
         };
         let logs = self.logs.lock();
-        let entries: Vec<&(u64, u64, String)> = logs
-            .get(log)
-            .map(|l| l.entries.iter().skip_while(|(seq, _, _)| *seq <= after).take(max).collect())
-            .unwrap_or_default();
+        let Some(l) = logs.get(log).filter(|l| after <= l.next) else {
+            // Never written (or a cursor from elsewhere): read from the start next time.
+            return Ok(LogPage::default());
+        };
+        let first = l.entries.partition_point(|(seq, _, _)| *seq <= after);
+        let entries: Vec<&(u64, u64, String)> = l.entries.range(first..).take(max).collect();
         let cursor = entries.last().map(|(seq, _, _)| seq.to_string()).or_else(|| cursor.map(str::to_owned));
         Ok(LogPage { entries: entries.into_iter().map(|(_, _, e)| e.clone()).collect(), cursor })
     }

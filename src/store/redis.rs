@@ -335,6 +335,12 @@ async fn health_loop(inner: Weak<Inner>, every: Duration) {
     }
 }
 
+/// A stream id `<ms>-<seq>` as a comparable pair (unreadable: the smallest).
+fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
 fn decode(json: &str) -> Result<Transaction, StoreError> {
     serde_json::from_str(json).map_err(|_| StoreError::Unavailable("redis: unreadable transaction record".into()))
 }
@@ -480,10 +486,24 @@ impl Store for RedisStore {
         // `(id` is exclusive (Redis >= 6.2).
         let start = cursor.map_or_else(|| "-".to_owned(), |c| format!("({c}"));
         let rows: Vec<(String, Vec<String>)> = self.cmd("XRANGE", &[&key, &start, &"+", &"COUNT", &max]).await?;
+        if let (true, Some(c)) = (rows.is_empty(), cursor) {
+            // Nothing new, or a stream that restarted behind the cursor (flushed, or a Redis
+            // without persistence restarted on a slower clock): then read it from its start.
+            let newest: Vec<(String, Vec<String>)> = self.cmd("XREVRANGE", &[&key, &"+", &"-", &"COUNT", &1]).await?;
+            let behind = match newest.first() {
+                None => true,
+                Some((id, _)) => stream_id(id) < stream_id(c),
+            };
+            return Ok(LogPage { entries: Vec::new(), cursor: (!behind).then(|| c.to_owned()) });
+        }
         let cursor = rows.last().map(|(id, _)| id.clone()).or_else(|| cursor.map(str::to_owned));
+        // One entry per row (a row without our field reads as an empty entry), so a full page
+        // always has `max` entries.
         let entries = rows
             .into_iter()
-            .filter_map(|(_, fields)| fields.chunks(2).find(|f| f[0] == "e").and_then(|f| f.get(1).cloned()))
+            .map(|(_, fields)| {
+                fields.chunks(2).find(|f| f[0] == "e").and_then(|f| f.get(1).cloned()).unwrap_or_default()
+            })
             .collect();
         Ok(LogPage { entries, cursor })
     }

@@ -319,6 +319,9 @@ impl OperatorBackend for ResilientBackend {
                 // there (one store call fewer per push: a Redis round trip). Only an entry
                 // written by another request in between is left to its TTL.
                 Ok(_) if *found == push_cache::Lookup::Unknown => cache.forget_at(key).await,
+                // The index vouched: no store call, unless another instance's mark of this
+                // number has reached the index since (then it is forgotten).
+                Ok(_) if *found == push_cache::Lookup::Vouched => cache.started(key).await,
                 _ => {}
             }
         }

@@ -13,6 +13,11 @@
 //! - while it cannot vouch for being complete — before its first read of the log, after a
 //!   failed or late read, or after it overflowed `store.not_enrolled_index_max` (until what it
 //!   dropped has expired) — every look-up goes to the store, as without it.
+//!
+//! A push that starts for a number the index vouched for is remembered for a few sync periods:
+//! if another instance's announcement of that number arrives meanwhile (it marked the number
+//! just before this push proved it enrolled), the mark is forgotten in the store instead of
+//! indexed, as a successful push after a store look-up would have done.
 
 use crate::clock::SharedClock;
 use crate::store::{Store, StoreError};
@@ -40,13 +45,20 @@ pub struct NotEnrolledIndex {
     state: Mutex<State>,
 }
 
+/// Most pushes remembered as "started after the index vouched" ([`NotEnrolledIndex::started`]).
+const MAX_STARTED: usize = 65_536;
+
 #[derive(Default)]
 struct State {
     /// Index slot (a hash of the cache key) → remembered until, ms.
     entries: HashMap<u64, u64, foldhash::fast::RandomState>,
+    /// The earliest `until` in `entries` (nothing to sweep before it).
+    next_expiry_ms: u64,
+    /// Slots of numbers pushed successfully after the index vouched for them, and when.
+    started: HashMap<u64, Instant, foldhash::fast::RandomState>,
     /// Where the next read of the log goes on from.
     cursor: Option<String>,
-    /// When the log was last read to its end.
+    /// When the last complete read of the log began (`None` after a failed one).
     synced_at: Option<Instant>,
     /// Entries were dropped (full index) that live until this time: incomplete until then.
     incomplete_until_ms: u64,
@@ -103,6 +115,21 @@ impl NotEnrolledIndex {
         self.state.lock().entries.remove(&slot);
     }
 
+    /// A push to `key` started after this index vouched for it. Returns whether the key has been
+    /// indexed since (another instance's mark arrived during the push): the caller then forgets
+    /// it. Otherwise a mark that arrives within the next sync periods is forgotten by the read.
+    pub fn started(&self, key: &str) -> bool {
+        let slot = self.slot(key);
+        let mut state = self.state.lock();
+        if state.entries.remove(&slot).is_some() {
+            return true;
+        }
+        if state.started.len() < MAX_STARTED {
+            state.started.insert(slot, Instant::now());
+        }
+        false
+    }
+
     /// Number of indexed keys (tests, diagnostics).
     pub fn len(&self) -> usize {
         self.state.lock().entries.len()
@@ -113,49 +140,78 @@ impl NotEnrolledIndex {
         self.len() == 0
     }
 
+    /// Indexes `slot` until `until_ms`. A full index drops it and stops vouching until it would
+    /// have expired (no sweep here: expired entries go at the next read).
     fn insert_locked(&self, state: &mut State, slot: u64, until_ms: u64) {
         if let Some(u) = state.entries.get_mut(&slot) {
             *u = (*u).max(until_ms);
             return;
         }
         if state.entries.len() >= self.max_entries {
-            let now_ms = self.clock.now_ms();
-            state.entries.retain(|_, u| *u > now_ms);
-            if state.entries.len() >= self.max_entries {
-                if state.incomplete_until_ms <= now_ms {
-                    tracing::warn!(
-                        max = self.max_entries,
-                        "not-enrolled index full (store.not_enrolled_index_max): push-capability look-ups go to the store"
-                    );
-                }
-                state.incomplete_until_ms = state.incomplete_until_ms.max(until_ms);
-                return;
+            if state.incomplete_until_ms <= self.clock.now_ms() {
+                tracing::warn!(
+                    max = self.max_entries,
+                    "not-enrolled index full (store.not_enrolled_index_max): push-capability look-ups go to the store"
+                );
             }
+            state.incomplete_until_ms = state.incomplete_until_ms.max(until_ms);
+            return;
         }
+        state.next_expiry_ms = if state.entries.is_empty() { until_ms } else { state.next_expiry_ms.min(until_ms) };
         state.entries.insert(slot, until_ms);
     }
 
-    /// Reads the log from where the last read ended, to its end; drops expired entries.
+    /// Reads the log from where the last read ended, to its end; drops expired entries. A mark
+    /// of a number pushed here since the index vouched for it is forgotten in the store instead
+    /// of indexed. A failed read leaves the index unable to vouch until a read succeeds.
     pub async fn sync(&self) -> Result<usize, StoreError> {
+        let began = Instant::now();
+        let result = self.read_log().await;
+        let mut state = self.state.lock();
+        match &result {
+            Ok(_) => state.synced_at = Some(began),
+            Err(_) => state.synced_at = None,
+        }
+        result
+    }
+
+    async fn read_log(&self) -> Result<usize, StoreError> {
         let mut cursor = self.state.lock().cursor.clone();
         let mut read = 0;
         loop {
             let page = self.store.log_read(LOG, cursor.as_deref(), PAGE).await?;
             let now_ms = self.clock.now_ms();
-            let mut state = self.state.lock();
-            for entry in &page.entries {
-                let Some((until, key)) = entry.split_once(' ') else { continue };
-                match until.parse::<u64>() {
-                    Ok(until_ms) if until_ms > now_ms => self.insert_locked(&mut state, self.slot(key), until_ms),
-                    _ => {}
+            let mut forget = Vec::new();
+            {
+                let mut state = self.state.lock();
+                let window = self.every * STALE_PERIODS;
+                state.started.retain(|_, at| at.elapsed() <= window);
+                for entry in &page.entries {
+                    let Some((until, key)) = entry.split_once(' ') else { continue };
+                    let Ok(until_ms) = until.parse::<u64>() else { continue };
+                    let slot = self.slot(key);
+                    if until_ms <= now_ms {
+                        continue;
+                    }
+                    if state.started.contains_key(&slot) {
+                        forget.push(key.to_owned());
+                    } else {
+                        self.insert_locked(&mut state, slot, until_ms);
+                    }
                 }
+                if page.entries.len() < PAGE && now_ms >= state.next_expiry_ms {
+                    state.entries.retain(|_, u| *u > now_ms);
+                    state.next_expiry_ms = state.entries.values().copied().min().unwrap_or(u64::MAX);
+                }
+                state.cursor = page.cursor.clone();
+            }
+            for key in forget {
+                // The number proved enrolled after it was marked: as a started push would.
+                self.store.take(&key).await?;
             }
             read += page.entries.len();
             cursor = page.cursor;
-            state.cursor = cursor.clone();
             if page.entries.len() < PAGE {
-                state.entries.retain(|_, u| *u > now_ms);
-                state.synced_at = Some(Instant::now());
                 return Ok(read);
             }
         }
@@ -186,6 +242,47 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
     use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_mark_made_elsewhere_during_a_vouched_push_is_forgotten_not_indexed() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let (a, b) = (index_over(&store, &clock, 100), index_over(&store, &clock, 100));
+        a.sync().await.unwrap();
+        b.sync().await.unwrap();
+        // B marks x while A, vouching for x, pushes it successfully.
+        assert!(a.vouches_absent("pushcap:x"));
+        store.put_if_absent("pushcap:x", "not_enrolled", 1_060_000).await.unwrap();
+        b.announce("pushcap:x", 1_060_000, 120_000).await;
+        assert!(!a.started("pushcap:x"), "not read yet: remembered");
+        a.sync().await.unwrap();
+        assert!(a.vouches_absent("pushcap:x"), "not indexed");
+        assert_eq!(store.get_value("pushcap:x").await.unwrap(), None, "forgotten in the store");
+        // Read before the push ended: the caller forgets it.
+        store.put_if_absent("pushcap:y", "not_enrolled", 1_060_000).await.unwrap();
+        b.announce("pushcap:y", 1_060_000, 120_000).await;
+        a.sync().await.unwrap();
+        assert!(a.started("pushcap:y"), "indexed since: the caller forgets it");
+        assert!(a.vouches_absent("pushcap:y"));
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_stops_vouching_and_a_flushed_log_is_read_again_from_its_start() {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let index = index_over(&store, &clock, 100);
+        index.sync().await.unwrap();
+        assert!(index.vouches_absent("k"));
+        index.state.lock().cursor = Some("not a cursor".into());
+        assert!(index.sync().await.is_err());
+        assert!(!index.vouches_absent("k"), "a failed read cannot vouch");
+        // A cursor past the log's end (the log was flushed and began again): read from the start.
+        index.state.lock().cursor = Some("99".into());
+        index.sync().await.unwrap();
+        store.log_append(LOG, "1060000 k", 60_000).await.unwrap();
+        index.sync().await.unwrap();
+        assert!(!index.vouches_absent("k"), "read from the new log's start");
+    }
 
     fn index_over(store: &Arc<dyn Store>, clock: &Arc<ManualClock>, max: usize) -> NotEnrolledIndex {
         NotEnrolledIndex::new(store.clone(), clock.clone(), max, Duration::from_secs(60))
@@ -228,6 +325,7 @@ mod tests {
         assert!(!index.vouches_absent("k9"), "k3 was dropped: the index cannot vouch");
         clock.advance_ms(1_000);
         assert!(!index.vouches_absent("k9"), "k3 still lives");
+        index.sync().await.unwrap(); // sweeps k1 and k2
         index.insert("k4", 9_000);
         clock.advance_ms(4_000);
         assert!(index.vouches_absent("k9"), "what was dropped has expired");

@@ -31,6 +31,9 @@ pub struct CacheParts {
     pub key: KeyedHasher,
     /// The local index in front of a shared store (`None`: every look-up asks the store).
     pub index: Option<Arc<NotEnrolledIndex>>,
+    /// How long announcements stay in the store's log: the longest `not_enrolled_ttl_s` of any
+    /// operator (an announcement must outlive every mark), ms.
+    pub log_keep_ms: u64,
 }
 
 /// One operator's view of the cache.
@@ -55,6 +58,9 @@ pub enum Lookup {
     Absent,
     /// The store failed: treated as a miss, but an entry may exist.
     Unknown,
+    /// Not asked: the local index vouched that no instance has marked the number (one it has
+    /// not read yet may have: see [`Self::started`](PushCapabilityCache::started)).
+    Vouched,
 }
 
 impl PushCapabilityCache {
@@ -97,7 +103,7 @@ impl PushCapabilityCache {
     pub async fn lookup(&self, key: &str) -> Lookup {
         let index = self.parts.index.as_deref();
         if index.is_some_and(|i| i.vouches_absent(key)) {
-            return Lookup::Absent;
+            return Lookup::Vouched;
         }
         match self.parts.store.get_value(key).await {
             Ok(Some(_)) => {
@@ -126,7 +132,7 @@ impl PushCapabilityCache {
             Ok(None) => {
                 self.store.inc();
                 if let Some(i) = &self.parts.index {
-                    i.announce(key, until, self.ttl_ms).await;
+                    i.announce(key, until, self.parts.log_keep_ms).await;
                 }
             }
             // Another instance stored it first (and announced it, unless that failed).
@@ -136,6 +142,15 @@ impl PushCapabilityCache {
                 }
             }
             Err(_) => {}
+        }
+    }
+
+    /// A push to the number under `key` started after a [`Lookup::Vouched`]: a mark of it
+    /// that another instance made meanwhile is forgotten (now if this index has read it since,
+    /// else when it does).
+    pub async fn started(&self, key: &str) {
+        if self.parts.index.as_ref().is_some_and(|i| i.started(key)) {
+            self.forget_at(key).await;
         }
     }
 
@@ -166,7 +181,8 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
         let registry = prometheus::Registry::new();
         let metrics = ResilienceMetrics::register(&registry, &["movistar".into()]).unwrap();
-        let parts = CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k"), index: None };
+        let parts =
+            CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k"), index: None, log_keep_ms: 0 };
         let cache = PushCapabilityCache::new(parts.clone(), "movistar", 60, &metrics);
         let n = Msisdn::from_digits(34_600_000_004).unwrap();
         assert!(!cache.key(&n).contains("600000004"), "never the number");
