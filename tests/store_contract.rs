@@ -219,6 +219,8 @@ async fn redis_log_is_a_stream_and_a_reader_behind_a_flushed_one_starts_over() {
     assert_eq!(page.entries, ["1 a"]);
     // Far ahead of the stream (as after a flush, or a Redis restarted on a slower clock).
     let ahead = format!("{}-0", now() + 3_600_000);
+    // A later millisecond: the new stream's first id is then past the old cursor.
+    tokio::time::sleep(Duration::from_millis(5)).await;
     redis.command(&["DEL", "mcgate:log:{pushcap}"]);
     store.log_append("pushcap", "2 b", 60_000).await.unwrap();
     let behind = store.log_read("pushcap", Some(&ahead), 10).await.unwrap();
