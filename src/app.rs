@@ -344,16 +344,6 @@ fn build_inner(loaded: &LoadedConfig, opts: BuildOptions, carry: Option<&Gateway
             clock: clock.clone(),
             key: crate::keyed_hash::KeyedHasher::new(&sms_hmac_secret),
             index: not_enrolled_index.clone(),
-            // The longest mark of any operator, plus a minute for clocks that differ.
-            log_keep_ms: cfg
-                .operators
-                .iter()
-                .filter_map(|op| cfg.resilience.for_operator(op.resilience.as_ref()).ok())
-                .map(|r| r.not_enrolled_ttl_s)
-                .max()
-                .unwrap_or(0)
-                .saturating_add(60)
-                .saturating_mul(1000),
         }),
         &resilience_metrics,
     )

@@ -374,19 +374,25 @@ pub fn wrap_all(
     cache: Option<push_cache::CacheParts>,
     metrics: &ResilienceMetrics,
 ) -> Result<Vec<Arc<dyn OperatorBackend>>, String> {
-    operators
-        .into_iter()
-        .zip(configs)
-        .map(|(inner, cfg)| {
-            let merged = defaults
-                .for_operator(cfg.resilience.as_ref())
-                .map_err(|e| format!("operators.{}.resilience: {e}", cfg.id))?;
-            let res = Arc::new(Resilience::new(&cfg.id, &merged, metrics));
-            let cache = cache
-                .as_ref()
-                .filter(|_| merged.not_enrolled_ttl_s > 0)
-                .map(|parts| PushCapabilityCache::new(parts.clone(), &cfg.id, merged.not_enrolled_ttl_s, metrics));
-            Ok(Arc::new(ResilientBackend::new(inner, res, cache)) as Arc<dyn OperatorBackend>)
+    let merged = configs
+        .iter()
+        .map(|cfg| {
+            defaults.for_operator(cfg.resilience.as_ref()).map_err(|e| format!("operators.{}.resilience: {e}", cfg.id))
         })
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    // Announcements of new marks outlive the longest mark of any operator, plus a minute for
+    // clocks that differ.
+    let longest_ttl_s = merged.iter().map(|m| m.not_enrolled_ttl_s).max().unwrap_or(0);
+    let log_keep_ms = longest_ttl_s.saturating_add(60).saturating_mul(1000);
+    Ok(operators
+        .into_iter()
+        .zip(configs.iter().zip(&merged))
+        .map(|(inner, (cfg, merged))| {
+            let res = Arc::new(Resilience::new(&cfg.id, merged, metrics));
+            let cache = cache.as_ref().filter(|_| merged.not_enrolled_ttl_s > 0).map(|parts| {
+                PushCapabilityCache::new(parts.clone(), &cfg.id, merged.not_enrolled_ttl_s, log_keep_ms, metrics)
+            });
+            Arc::new(ResilientBackend::new(inner, res, cache)) as Arc<dyn OperatorBackend>
+        })
+        .collect())
 }

@@ -62,8 +62,6 @@ struct State {
     synced_at: Option<Instant>,
     /// Entries were dropped (full index) that live until this time: incomplete until then.
     incomplete_until_ms: u64,
-    /// The last read failed (a warning per failure streak).
-    failing: bool,
 }
 
 impl NotEnrolledIndex {
@@ -189,10 +187,10 @@ impl NotEnrolledIndex {
                 for entry in &page.entries {
                     let Some((until, key)) = entry.split_once(' ') else { continue };
                     let Ok(until_ms) = until.parse::<u64>() else { continue };
-                    let slot = self.slot(key);
                     if until_ms <= now_ms {
                         continue;
                     }
+                    let slot = self.slot(key);
                     if state.started.contains_key(&slot) {
                         forget.push(key.to_owned());
                     } else {
@@ -219,11 +217,12 @@ impl NotEnrolledIndex {
 }
 
 async fn sync_loop(index: Weak<NotEnrolledIndex>, every: Duration) {
+    // Whether the last read failed: a warning per failure streak.
+    let mut failing = false;
     loop {
         let Some(index) = index.upgrade() else { return };
         let result = index.sync().await;
-        let failed = result.is_err();
-        let was_failing = std::mem::replace(&mut index.state.lock().failing, failed);
+        let was_failing = std::mem::replace(&mut failing, result.is_err());
         match result {
             Err(e) if !was_failing => tracing::warn!(
                 error = %e,

@@ -31,9 +31,6 @@ pub struct CacheParts {
     pub key: KeyedHasher,
     /// The local index in front of a shared store (`None`: every look-up asks the store).
     pub index: Option<Arc<NotEnrolledIndex>>,
-    /// How long announcements stay in the store's log: the longest `not_enrolled_ttl_s` of any
-    /// operator (an announcement must outlive every mark), ms.
-    pub log_keep_ms: u64,
 }
 
 /// One operator's view of the cache.
@@ -41,6 +38,9 @@ pub struct PushCapabilityCache {
     parts: CacheParts,
     operator: String,
     ttl_ms: u64,
+    /// How long announcements stay in the store's log (an announcement must outlive every
+    /// operator's marks), ms.
+    log_keep_ms: u64,
     hit: IntCounter,
     store: IntCounter,
     invalidate: IntCounter,
@@ -64,13 +64,15 @@ pub enum Lookup {
 }
 
 impl PushCapabilityCache {
-    /// The cache of `operator`, entries kept `ttl_s`.
-    pub fn new(parts: CacheParts, operator: &str, ttl_s: u64, metrics: &ResilienceMetrics) -> Self {
+    /// The cache of `operator`, entries kept `ttl_s`; its announcements of new entries stay in
+    /// the store's log `log_keep_ms`.
+    pub fn new(parts: CacheParts, operator: &str, ttl_s: u64, log_keep_ms: u64, metrics: &ResilienceMetrics) -> Self {
         let c = |o: &str| metrics.push_cache.with_label_values(&[o]);
         Self {
             parts,
             operator: operator.to_owned(),
             ttl_ms: ttl_s.saturating_mul(1000),
+            log_keep_ms,
             hit: c("hit"),
             store: c("store"),
             invalidate: c("invalidate"),
@@ -132,7 +134,7 @@ impl PushCapabilityCache {
             Ok(None) => {
                 self.store.inc();
                 if let Some(i) = &self.parts.index {
-                    i.announce(key, until, self.parts.log_keep_ms).await;
+                    i.announce(key, until, self.log_keep_ms).await;
                 }
             }
             // Another instance stored it first (and announced it, unless that failed).
@@ -181,9 +183,8 @@ mod tests {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
         let registry = prometheus::Registry::new();
         let metrics = ResilienceMetrics::register(&registry, &["movistar".into()]).unwrap();
-        let parts =
-            CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k"), index: None, log_keep_ms: 0 };
-        let cache = PushCapabilityCache::new(parts.clone(), "movistar", 60, &metrics);
+        let parts = CacheParts { store, clock: clock.clone(), key: KeyedHasher::new(b"k"), index: None };
+        let cache = PushCapabilityCache::new(parts.clone(), "movistar", 60, 120_000, &metrics);
         let n = Msisdn::from_digits(34_600_000_004).unwrap();
         assert!(!cache.key(&n).contains("600000004"), "never the number");
         // Shared with other instances through the store: the key must never change.
@@ -194,7 +195,7 @@ mod tests {
             m.update(p);
         }
         assert_eq!(cache.key(&n), format!("pushcap:{}", hex::encode(m.finalize().into_bytes())));
-        assert_ne!(cache.key(&n), PushCapabilityCache::new(parts, "orange", 60, &metrics).key(&n));
+        assert_ne!(cache.key(&n), PushCapabilityCache::new(parts, "orange", 60, 120_000, &metrics).key(&n));
         assert!(!cache.not_enrolled(&n).await);
         cache.remember_not_enrolled(&n).await;
         assert!(cache.not_enrolled(&n).await);
