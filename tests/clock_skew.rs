@@ -16,7 +16,7 @@ use base64::Engine;
 use mcgate::sim::SimNotification;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use support::process::{OrangeSim, ServeProcess};
+use support::process::{rp_post, OrangeSim, ServeProcess};
 use support::redis::TestRedis;
 
 const FIVE_MINUTES_S: f64 = 300.0;
@@ -34,8 +34,7 @@ fn libfaketime() -> PathBuf {
 }
 
 async fn rp(http: &reqwest::Client, url: String, form: &[(&str, &str)]) -> serde_json::Value {
-    let res = http.post(url).basic_auth("rp", Some("test")).form(form).send().await.unwrap();
-    res.json().await.unwrap()
+    rp_post(http, &url, form).await.1
 }
 
 /// The instance's published offset once its probe has sampled Redis's clock near `want_s`.

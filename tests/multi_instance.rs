@@ -18,13 +18,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::process::{OrangeSim, ServeProcess};
+use support::process::{rp_post, OrangeSim, ServeProcess, RP_SECRET};
 use support::redis::TestRedis;
 
 const TRANSACTIONS: usize = 200;
 const CONCURRENCY: usize = 20;
 const KILL_AFTER: usize = 60;
-const RP_SECRET: &str = "test";
 
 /// Where the two instances listen now (the restarted one gets new ports).
 type Targets = Arc<Mutex<Vec<String>>>;
@@ -124,7 +123,7 @@ async fn post(
 
 /// POSTs `form` as the RP to `url` (one instance, no retry) and returns the JSON answer.
 async fn rp_json(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> serde_json::Value {
-    http.post(url).basic_auth("rp", Some(RP_SECRET)).form(form).send().await.unwrap().json().await.unwrap()
+    rp_post(http, url, form).await.1
 }
 
 async fn one_transaction(http: reqwest::Client, targets: Targets, counts: Arc<Counts>, n: usize) {

@@ -9,22 +9,13 @@ mod support;
 
 use mcgate::sim::SimNotification;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
-use support::process::{OrangeSim, ServeProcess};
+use std::time::Duration;
+use support::process::{rp_post, OrangeSim, ServeProcess};
 use support::redis::TestRedis;
 
-const RP_SECRET: &str = "test";
-
 async fn bc_authorize(base: &str, msisdn: &str) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{base}/bc-authorize"))
-        .basic_auth("rp", Some(RP_SECRET))
-        .form(&[("scope", "openid"), ("login_hint", &format!("MSISDN:{msisdn}"))])
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
+    let form = [("scope", "openid"), ("login_hint", &format!("MSISDN:{msisdn}"))];
+    rp_post(&reqwest::Client::new(), &format!("{base}/bc-authorize"), &form).await
 }
 
 /// Calls of one Redis command since the server started.
@@ -36,14 +27,6 @@ fn calls(redis: &TestRedis, command: &str) -> u64 {
         .map_or(0, |rest| rest.split(',').next().unwrap().parse().unwrap())
 }
 
-async fn wait_ready(admin: &str) {
-    let until = Instant::now() + Duration::from_secs(10);
-    while reqwest::get(format!("{admin}/ready")).await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-        assert!(Instant::now() < until, "{admin} not ready");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_number_learned_on_one_instance_is_not_pushed_again_from_another() {
     let redis = TestRedis::start();
@@ -51,8 +34,8 @@ async fn a_number_learned_on_one_instance_is_not_pushed_again_from_another() {
     let dir = tempfile::tempdir().unwrap();
     let config = orange.write_config(dir.path(), &redis.url(), "not_enrolled_sync_ms = 100", "", "warn");
     let (a, b) = (ServeProcess::start(&config), ServeProcess::start(&config));
-    wait_ready(&a.admin).await;
-    wait_ready(&b.admin).await;
+    a.wait_ready(Duration::from_secs(10)).await;
+    b.wait_ready(Duration::from_secs(10)).await;
     let operator_calls = || orange.sim.stats.bc_authorize.load(Ordering::SeqCst);
 
     // A number the simulator does not know (ends in 4): A asks the operator and remembers it.

@@ -15,7 +15,7 @@ use mcgate::sim::SimNotification;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::process::{OrangeSim, ServeProcess};
+use support::process::{OrangeSim, ServeProcess, RP_SECRET};
 use support::redis::TestRedis;
 use support::slow_proxy::SlowProxy;
 
@@ -38,7 +38,7 @@ struct Counts {
 /// (at most 50 times); any other answer is returned with its status.
 async fn rp(http: &reqwest::Client, url: &str, form: &[(&str, &str)], counts: &Counts) -> (u16, serde_json::Value) {
     for _ in 0..50 {
-        let sent = http.post(url).basic_auth("rp", Some("test")).form(form).send().await;
+        let sent = http.post(url).basic_auth("rp", Some(RP_SECRET)).form(form).send().await;
         let Ok(res) = sent else {
             counts.other.fetch_add(1, Ordering::Relaxed);
             continue;
@@ -129,11 +129,7 @@ async fn slow_redis_and_a_failover_mid_transaction_lose_and_double_nothing() {
         orange.write_config(dir.path(), &proxy.url(), "timeout_ms = 1000\nreconnect_max_delay_ms = 100", "", "warn");
     let gw = ServeProcess::start(&config);
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let ready = Instant::now() + Duration::from_secs(10);
-    while http.get(format!("{}/ready", gw.admin)).send().await.unwrap().status() != 200 {
-        assert!(Instant::now() < ready, "the gateway did not get ready behind the slow relay");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    gw.wait_ready(Duration::from_secs(10)).await; // behind the slow relay
 
     let counts = Arc::new(Counts::default());
     let next = Arc::new(AtomicUsize::new(0));

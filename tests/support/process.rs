@@ -43,6 +43,16 @@ impl ServeProcess {
         Self { public: field("public="), admin: field("admin="), child }
     }
 
+    /// Waits until the admin listener's `/ready` answers 200 (at most `within`).
+    pub async fn wait_ready(&self, within: Duration) {
+        let until = std::time::Instant::now() + within;
+        let http = reqwest::Client::builder().timeout(within).build().unwrap();
+        while http.get(format!("{}/ready", self.admin)).send().await.map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
+            assert!(std::time::Instant::now() < until, "{} not ready within {within:?}", self.admin);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn kill9(&mut self) {
         let _ = self.child.kill(); // SIGKILL
         let _ = self.child.wait();
@@ -55,8 +65,16 @@ impl Drop for ServeProcess {
     }
 }
 
-/// SHA-256 of "test", the secret of client `rp` in [`OrangeSim::write_config`].
+/// The secret of client `rp` in [`OrangeSim::write_config`].
+pub const RP_SECRET: &str = "test";
+/// SHA-256 of [`RP_SECRET`].
 pub const RP_SECRET_SHA256: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+/// POSTs `form` to `url` as client `rp` (HTTP Basic): the status and the JSON answer.
+pub async fn rp_post(http: &reqwest::Client, url: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let r = http.post(url).basic_auth("rp", Some(RP_SECRET)).form(form).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
 
 /// The simulated operator `orange` of [`OrangeSim::write_config`] (the person answers after 300 ms,
 /// interval 1 s), on an ephemeral loopback port, with its own random gateway secret.
