@@ -17,8 +17,12 @@
 #                       (`strace -c -f`) instead of instructions
 #        COUNT=rps      run the gateway natively and print wrk's req/s (wall clock: only for a
 #                       rough A/B on a quiet machine) and the CPU time per request of the
-#                       gateway (user, sys) and redis-server; PERF=1 also samples the gateway
+#                       gateway (user, sys; minor page faults and RSS growth per request) and
+#                       redis-server; PERF=1 also samples the gateway
 #                       with `perf record -g` into $RUN/perf.data
+#        TARGET=nginx   with COUNT=rps: the harness's nginx reverse proxy (one worker, the same
+#                       load and backends) instead of the gateway: what nginx spends per request
+#                       in user space and in the kernel, beside the gateway's figures
 #        BUILD=0        skip `cargo build` (use the existing binary, or BIN=path)
 #        PORT_OFFSET=N  add N to every port (gateway 8088/8089, backends 9101-9103): runs beside
 #                       another bench on the same machine
@@ -54,15 +58,30 @@ if [[ $STORE == redis ]]; then
 fi
 nginx -p "$RUN" -c "$RUN/nginx-upstreams.conf" &
 PIDS+=($!)
-if [[ $COUNT == strace || $COUNT == rps ]]; then
+if [[ ${TARGET:-gateway} == nginx ]]; then
+  [[ $COUNT == rps && $STORE == memory && $OFF == 0 ]] || { echo "TARGET=nginx needs COUNT=rps, no STORE, no PORT_OFFSET" >&2; exit 2; }
+  mkdir -p "$RUN/tls" "$RUN/proxy-body" "$RUN/proxy-temp"
+  [[ -s $RUN/tls/cert.pem ]] || openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+    -subj /CN=localhost -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" >/dev/null 2>&1
+  grep -Ev '^\s*(#|$)' "$SHARED/msisdn-prefixes.txt" | awk '{ print length($1), $1, $2 }' | sort -k1,1nr -k2,2 |
+    awk '{ printf "\"~^%s\" %s;\n", $2, $3 }' >"$RUN/nginx-msisdn-map.conf"
+  sed -e "s|__RUN__|$RUN|g" -e "s|__WORKERS__|1|g" "$SHARED/nginx-proxy.conf" >"$RUN/nginx-proxy.conf"
+  nginx -p "$RUN" -c "$RUN/nginx-proxy.conf" &
+  PIDS+=($!)
+  for _ in $(seq 50); do GW=$(pgrep -P "${PIDS[-1]}" | head -1) && [[ -n $GW ]] && break; sleep 0.1; done
+  for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done
+  GWURL=http://127.0.0.1:8080
+elif [[ $COUNT == strace || $COUNT == rps ]]; then
   "$BIN" serve --config "$RUN/bench-routing.toml" >/dev/null 2>"$RUN/logs/gateway.log" &
 else
   valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$RUN/callgrind.out.%p" \
     "$BIN" serve --config "$RUN/bench-routing.toml" >/dev/null 2>"$RUN/logs/gateway.log" &
 fi
-GW=$!
-PIDS+=($GW)
-for _ in $(seq 150); do curl -sf -o /dev/null $ADMIN/ready && break; sleep 0.2; done
+if [[ ${TARGET:-gateway} != nginx ]]; then
+  GW=$!
+  PIDS+=($GW)
+  for _ in $(seq 150); do curl -sf -o /dev/null $ADMIN/ready && break; sleep 0.2; done
+fi
 AUTH="Basic $(printf 'mcgate-bench-rp-0000:%s' "$SECRET" | base64 -w0)"
 export BENCH_AUTHORIZATION=$AUTH
 cd "$RUN"
@@ -100,11 +119,13 @@ elif [[ $COUNT == rps ]]; then
   # CPU (user+sys, clock ticks) of the gateway and of redis-server over the run.
   utime() { awk '{print $14}' "/proc/$1/stat"; }
   stime() { awk '{print $15}' "/proc/$1/stat"; }
-  GU0=$(utime $GW) GS0=$(stime $GW); [[ $STORE != redis ]] || R0=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
+  minflt() { awk '{print $10}' "/proc/$1/stat"; }
+  rss() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
+  GU0=$(utime $GW) GS0=$(stime $GW) GF0=$(minflt $GW) GM0=$(rss $GW); [[ $STORE != redis ]] || R0=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
   [[ -z ${PERF:-} ]] || { perf record -q -F 499 --call-graph dwarf,16384 -o "$RUN/perf.data" -p $GW 2>/dev/null & PF=$!; }
   out=$(load "${DURATION:-5}s")
   [[ -z ${PERF:-} ]] || { kill -INT $PF; wait $PF 2>/dev/null || true; }
-  GU1=$(utime $GW) GS1=$(stime $GW); [[ $STORE != redis ]] || R1=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
+  GU1=$(utime $GW) GS1=$(stime $GW) GF1=$(minflt $GW) GM1=$(rss $GW); [[ $STORE != redis ]] || R1=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
 else
   callgrind_control -i on $GW >/dev/null
   out=$(load 5s)
@@ -118,6 +139,8 @@ if [[ $COUNT == rps ]]; then
   tick=$(getconf CLK_TCK)
   us() { awk -v t="$1" -v k="$tick" -v n="$reqs" 'BEGIN {printf "%.1f", t * 1e6 / k / n}'; }
   cpu="gateway user $(us $((GU1 - GU0))) us + sys $(us $((GS1 - GS0))) us"
+  cpu="$cpu ($(awk -v f=$((GF1 - GF0)) -v n="$reqs" 'BEGIN {printf "%.3f", f / n}') page faults,"
+  cpu="$cpu RSS +$(awk -v m=$((GM1 - GM0)) -v n="$reqs" 'BEGIN {printf "%.0f", m / n}') bytes)"
   [[ $STORE != redis ]] || cpu="$cpu, redis-server $(us $((R1 - R0))) us"
   echo "case=$CASE store=$STORE requests=$reqs non2xx=${non2xx:-0} req/s=$(echo "$out" | awk '/Requests\/sec/ {print $2}') CPU/request: $cpu"
 elif [[ $COUNT == strace ]]; then
@@ -133,4 +156,6 @@ if [[ $STORE == redis ]]; then
   redis-cli -p "$RPORT" info commandstats | tr -d '\r' | awk -F'[:=,]' -v n="$reqs" \
     '/^cmdstat_/ && $1 != "cmdstat_config" {sub("cmdstat_", "", $1); printf "  %-10s %5.2f  %6.2f us\n", $1, $3 / n, $7}'
   awk -v a="$CPU0" -v b="$(rcpu)" -v n="$reqs" 'BEGIN {printf "  redis-server CPU (user+sys) per request: %.1f us\n", (b - a) * 1e6 / n}'
+  redis-cli -p "$RPORT" info stats | tr -d '\r' | awk -F: -v n="$reqs" \
+    '/^total_(reads|writes)_processed:/ {printf "  redis-server %s per request: %.2f\n", $1, $2 / n}'
 fi

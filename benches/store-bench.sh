@@ -14,13 +14,13 @@
 # The gateway uses benches/bench-routing.toml plus a [store] section; Redis is a private
 # redis-server on an ephemeral loopback port (never the machine's 6379), no persistence.
 #
-# Usage: benches/store-bench.sh                 (DURATION=10 CONNS=32 THREADS=2)
+# Usage: benches/store-bench.sh                 (DURATION=10 CONNS=32 THREADS=2 BC_REPS=5)
 # Needs: wrk nginx redis-server curl openssl (apt-get install wrk nginx redis-server curl).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 RUN=${RUN_DIR:-/tmp/mcgate-store-bench}
-DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2} POLL_IDS=${POLL_IDS:-500}
+DURATION=${DURATION:-10} CONNS=${CONNS:-32} THREADS=${THREADS:-2} POLL_IDS=${POLL_IDS:-500} BC_REPS=${BC_REPS:-5}
 rm -rf "$RUN"; mkdir -p "$RUN"
 for t in wrk nginx redis-server curl openssl; do command -v $t >/dev/null || { echo "missing $t" >&2; exit 2; }; done
 
@@ -94,10 +94,27 @@ bench_poll_many() { # $1 port
     "http://127.0.0.1:$1/token" -- "$RUN/poll-ids.txt" >"$2"; rps "$2"
 }
 
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 declare -A R
+# bc-authorize: both gateways up, BC_REPS pairs of runs alternating which store goes first (the
+# host's speed drifts within minutes; a pair run back to back compares like with like).
+start_gateway memory 8088 8089
+start_gateway redis 8090 8091
+mem_runs='' redis_runs='' pair_ratios=''
+for r in $(seq "$BC_REPS"); do
+  if ((r % 2)); then
+    m=$(bench_bc 8088 "$RUN/wrk-memory-bc-$r.txt"); x=$(bench_bc 8090 "$RUN/wrk-redis-bc-$r.txt")
+  else
+    x=$(bench_bc 8090 "$RUN/wrk-redis-bc-$r.txt"); m=$(bench_bc 8088 "$RUN/wrk-memory-bc-$r.txt")
+  fi
+  mem_runs="$mem_runs $m" redis_runs="$redis_runs $x" pair_ratios="$pair_ratios $(ratio "$x" "$m")"
+done
+R[memory-bc]=$(echo "$mem_runs" | median) R[redis-bc]=$(echo "$redis_runs" | median)
+R[bc-ratio]=$(echo "$pair_ratios" | median)
+stop_gateways
 for store in memory redis; do
   start_gateway $store 8088 8089
-  R[$store-bc]=$(bench_bc 8088 "$RUN/wrk-$store-bc.txt")
   R[$store-poll]=$(bench_poll 8088 "$RUN/wrk-$store-poll.txt")
   R[$store-pollmany]=$(bench_poll_many 8088 "$RUN/wrk-$store-pollmany.txt")
   stop_gateways
@@ -112,11 +129,11 @@ R[two-bc]=$(awk '{s+=$1} END {printf "%.2f", s}' "$RUN/two-a" "$RUN/two-b")
 stop_gateways
 errors=$(cat "$RUN"/wrk-*.txt | awk '/Non-2xx/ {s+=$NF} END {print s+0}')
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 printf '\n%-36s %12s\n' case req/s
 printf '%-36s %12s\n' "bc-authorize, memory" "${R[memory-bc]}" "bc-authorize, redis" "${R[redis-bc]}" \
   "bc-authorize, 2 instances + redis" "${R[two-bc]}" "token poll (1 id), memory" "${R[memory-poll]}" \
   "token poll (1 id), redis" "${R[redis-poll]}" "token poll ($POLL_IDS ids), memory" "${R[memory-pollmany]}" \
   "token poll ($POLL_IDS ids), redis" "${R[redis-pollmany]}"
-echo "ratios: bc-authorize redis/memory = $(ratio "${R[redis-bc]}" "${R[memory-bc]}"), token poll (1 id) redis/memory = $(ratio "${R[redis-poll]}" "${R[memory-poll]}"), token poll ($POLL_IDS ids) redis/memory = $(ratio "${R[redis-pollmany]}" "${R[memory-pollmany]}"), 2 instances/1 (redis) = $(ratio "${R[two-bc]}" "${R[redis-bc]}")"
+echo "bc-authorize runs (req/s), memory:$mem_runs; redis:$redis_runs; redis/memory per pair:$pair_ratios"
+echo "ratios: bc-authorize redis/memory = ${R[bc-ratio]} (median of $BC_REPS pairs), token poll (1 id) redis/memory = $(ratio "${R[redis-poll]}" "${R[memory-poll]}"), token poll ($POLL_IDS ids) redis/memory = $(ratio "${R[redis-pollmany]}" "${R[memory-pollmany]}"), 2 instances/1 (redis) = $(ratio "${R[two-bc]}" "${R[redis-bc]}")"
 echo "non-2xx answers (token poll answers 400 slow_down by design): $errors; raw wrk output in $RUN"

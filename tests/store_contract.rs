@@ -125,6 +125,16 @@ async fn contract(store: Arc<dyn Store>) {
     assert_eq!(store.counter(&c).await.unwrap(), 0);
     assert_eq!(store.counter(&unique("never")).await.unwrap(), 0);
 
+    // insert and count together: each its own result; an id already there still counts
+    let (counted_tx, usage) = (unique("counted"), unique("usage"));
+    let (inserted, n) = store.insert_counted(tx(&counted_tx), far, &usage, far).await;
+    assert_eq!((inserted.unwrap(), n.unwrap()), (1, 1));
+    let (again, n) = store.insert_counted(tx(&counted_tx), far, &usage, far).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "duplicate id: {again:?}");
+    assert_eq!(n.unwrap(), 2, "the count does not depend on the insert");
+    assert_eq!(store.get(&counted_tx).await.unwrap().expect("stored").value, tx(&counted_tx));
+    assert_eq!(store.counter(&usage).await.unwrap(), 2);
+
     // TTL expiry of every kind of entry
     let short = now() + 300;
     let (tid, once, val, ctr) = (unique("ttl-tx"), unique("ttl-once"), unique("ttl-val"), unique("ttl-ctr"));
@@ -200,11 +210,19 @@ async fn redis_keys_carry_the_prefix_a_hash_tag_and_a_ttl() {
     store.remember_once("jti:x", now() + 30_000).await.unwrap();
     assert_eq!(store.put_if_absent("idem", "v", now() + 20_000).await.unwrap(), None);
     assert_eq!(store.incr("n", now() + 10_000).await.unwrap(), 1);
+    let (inserted, n) = store.insert_counted(tx("def"), now() + 30_000, "m", now() + 10_000).await;
+    assert_eq!((inserted.unwrap(), n.unwrap()), (1, 1));
     let keys = redis.command(&["KEYS", "*"]);
-    for key in ["mcgate:txv:{abc}", "mcgate:once:{jti:x}", "mcgate:val:{idem}", "mcgate:ctr:{n}"] {
+    for key in ["mcgate:txv:{abc}", "mcgate:once:{jti:x}", "mcgate:val:{idem}", "mcgate:ctr:{n}", "mcgate:txv:{def}"] {
         assert!(keys.contains(key), "{key} in {keys}");
     }
-    for (key, max) in [("mcgate:txv:{abc}", 30_000), ("mcgate:val:{idem}", 20_000), ("mcgate:ctr:{n}", 10_000)] {
+    for (key, max) in [
+        ("mcgate:txv:{abc}", 30_000),
+        ("mcgate:val:{idem}", 20_000),
+        ("mcgate:ctr:{n}", 10_000),
+        ("mcgate:txv:{def}", 30_000),
+        ("mcgate:ctr:{m}", 10_000),
+    ] {
         assert!((1..=max).contains(&pttl(&redis, key)), "{key}: TTL follows its deadline");
     }
 }

@@ -326,17 +326,20 @@ async fn store_and_ack(
     // Whole seconds left, rounded up: the milliseconds spent on the operator call and the
     // store must not turn the RP's `requested_expiry=2` into `expires_in: 1`.
     let expires_in = tx.expires_at_ms.saturating_sub(now).div_ceil(1000);
-    // The operator accepted the push (it answered with its own id): it counts, stored or not.
-    // Counted while the insert is under way: both store calls leave in one write and share one
-    // round trip.
+    // The operator accepted the push (it answered with its own id): it counts, stored or not,
+    // and the count goes with the insert (one write, one round trip).
     let accepted = tx.operator_ref.is_some().then(|| (tx.client_id.clone(), tx.operator.clone()));
     let audit = gw.audit.started_event(&tx);
     let counted = gw.metrics.auth.created(&tx);
-    let (inserted, ()) = tokio::join!(gw.store.insert(tx, retain), async {
-        if let Some((client, operator)) = &accepted {
-            gw.usage.push_accepted(client, operator).await;
+    let inserted = match &accepted {
+        Some((client, operator)) => {
+            let (counter, counter_until) = gw.usage.push_counter(client, operator);
+            let (inserted, usage) = gw.store.insert_counted(tx, retain, &counter, counter_until).await;
+            gw.usage.push_counted(client, operator, usage);
+            inserted
         }
-    });
+        None => gw.store.insert(tx, retain).await,
+    };
     inserted.map_err(|e| RpError::TemporarilyUnavailable(format!("transaction store: {e}").into()))?;
     gw.audit.emit(audit).await;
     gw.metrics.transition(None, Some(state.as_str()));

@@ -144,6 +144,20 @@ impl Store for InstrumentedStore {
     async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
         timed!(self, Op::Incr, self.inner.incr(key, until_ms))
     }
+    async fn insert_counted(
+        &self,
+        tx: Transaction,
+        retain_until_ms: u64,
+        counter: &str,
+        counter_until_ms: u64,
+    ) -> (Result<u64, StoreError>, Result<u64, StoreError>) {
+        // One round trip serving two operations: each op label gets its sample and its errors.
+        let started = Instant::now();
+        let (inserted, counted) = self.inner.insert_counted(tx, retain_until_ms, counter, counter_until_ms).await;
+        self.record(Op::Insert, started, &inserted);
+        self.record(Op::Incr, started, &counted);
+        (inserted, counted)
+    }
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {
         timed!(self, Op::ResetCounter, self.inner.reset_counter(key))
     }
@@ -178,6 +192,9 @@ mod tests {
         store.remember_once("k", 10).await.unwrap();
         store.incr("c", 10).await.unwrap();
         store.incr("c", 10).await.unwrap();
+        let tx = Transaction { id: "t".into(), ..Default::default() };
+        let (inserted, counted) = store.insert_counted(tx, 10, "c", 10).await;
+        assert_eq!((inserted.unwrap(), counted.unwrap()), (1, 3));
         let families = registry.gather();
         let h = families.iter().find(|f| f.name() == "mcgate_store_operation_duration_seconds").unwrap();
         let count = |op: &str| {
@@ -187,6 +204,6 @@ mod tests {
                 .map(|m| m.get_histogram().get_sample_count())
                 .unwrap()
         };
-        assert_eq!((count("remember_once"), count("incr"), count("take")), (1, 2, 0));
+        assert_eq!((count("remember_once"), count("incr"), count("insert"), count("take")), (1, 3, 1, 0));
     }
 }

@@ -39,7 +39,7 @@ pub enum CasResult {
 }
 
 /// The store failed (not "not found": that is `Ok(None)`).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Insert of an id that already exists.
     #[error("an entry with this id already exists")]
@@ -86,9 +86,22 @@ pub trait Store: Send + Sync + 'static {
     async fn get_value(&self, key: &str) -> Result<Option<String>, StoreError>;
     /// Atomically adds 1 to the counter under `key` (a missing or expired counter counts from
     /// 0), keeps it until `until_ms`, and returns the new value: shared counters such as the
-    /// SMS failures per MSISDN (S-06). Redis: `INCR` + `PEXPIREAT` in one `MULTI` (or Lua).
+    /// SMS failures per MSISDN (S-06). Redis: `INCR` + `PEXPIRE` in one pipelined write.
     /// Counters live apart from [`Store::put_if_absent`] values; [`Store::reset_counter`] clears one.
     async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError>;
+    /// [`Store::insert`] and [`Store::incr`] of `counter` together, each with its own result:
+    /// for a caller that must count what it stores (an accepted push is billed whether or not
+    /// its transaction could be kept). Redis sends both in one pipelined write and reads one
+    /// reply batch; the default runs the two calls concurrently.
+    async fn insert_counted(
+        &self,
+        tx: Transaction,
+        retain_until_ms: u64,
+        counter: &str,
+        counter_until_ms: u64,
+    ) -> (Result<u64, StoreError>, Result<u64, StoreError>) {
+        tokio::join!(self.insert(tx, retain_until_ms), self.incr(counter, counter_until_ms))
+    }
     /// Deletes the counter under `key` (Redis: `DEL`).
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError>;
     /// Reads the counter under `key` (0 if missing or expired).

@@ -10,7 +10,7 @@
 //! record in with `SET … XX KEEPTTL GET`, keeps it if the replaced version was the expected one
 //! (renewing the TTL only when the retention deadline changed) and puts the old record back
 //! otherwise: one write on the usual path.
-//! Counters are `INCR` + `PEXPIRE` in one `MULTI`; put-if-absent is `SET … NX PX … GET`, so the
+//! Counters are `INCR` + `PEXPIRE` pipelined in one write; put-if-absent is `SET … NX PX … GET`, so the
 //! store needs Redis 7.0 or later. (Native commands cost Redis a fraction of a script call.)
 //! Earlier versions kept a transaction as a hash under `<prefix>tx:{<id>}`; the new key space
 //! means an older instance never misreads a record, but instances of the two versions do not
@@ -453,11 +453,42 @@ impl Store for RedisStore {
     async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
         let key = self.key("ctr", key);
         let ttl = self.ttl_ms(until_ms);
+        // One write, two commands, no MULTI: INCR is atomic by itself and the deadline follows
+        // in the same round trip (an increment interleaved from elsewhere can only swap two
+        // deadlines milliseconds apart). MULTI/EXEC doubled the commands Redis ran per count.
         let mut pipe = redis::pipe();
-        pipe.atomic().cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+        pipe.cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
         let mut conn = self.conn()?;
         let (n,): (u64,) = self.run(async move { pipe.query_async(&mut conn).await }).await?;
         Ok(n)
+    }
+
+    async fn insert_counted(
+        &self,
+        tx: Transaction,
+        retain_until_ms: u64,
+        counter: &str,
+        counter_until_ms: u64,
+    ) -> (Result<u64, StoreError>, Result<u64, StoreError>) {
+        let record = match encode(1, retain_until_ms, &tx) {
+            Ok(r) => r,
+            Err(e) => return (Err(e), self.incr(counter, counter_until_ms).await),
+        };
+        let (key, ttl) = (self.tx_key(&tx.id), self.ttl_ms(retain_until_ms));
+        let (ckey, cttl) = (self.key("ctr", counter), self.ttl_ms(counter_until_ms));
+        // The insert and the count as in `insert` and `incr`, in one write and one reply batch.
+        let mut pipe = redis::pipe();
+        pipe.cmd("SET").arg(&key).arg(record).arg("NX").arg("PX").arg(ttl);
+        pipe.cmd("INCR").arg(&ckey).cmd("PEXPIRE").arg(&ckey).arg(cttl).ignore();
+        let mut conn = match self.conn() {
+            Ok(c) => c,
+            Err(e) => return (Err(e.clone()), Err(e)),
+        };
+        let reply = self.run(async move { pipe.query_async::<(Option<String>, u64)>(&mut conn).await }).await;
+        match reply {
+            Ok((set, n)) => (set.map(|_| 1).ok_or(StoreError::AlreadyExists), Ok(n)),
+            Err(e) => (Err(e.clone()), Err(e)),
+        }
     }
 
     async fn reset_counter(&self, key: &str) -> Result<(), StoreError> {

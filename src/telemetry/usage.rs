@@ -192,10 +192,26 @@ impl Usage {
 
     /// A push for `client` was accepted by `operator` (see the module doc).
     pub async fn push_accepted(&self, client: &str, operator: &str) {
+        let (key, until_ms) = self.push_counter(client, operator);
+        let stored = self.store.incr(&key, until_ms).await;
+        self.push_counted(client, operator, stored);
+    }
+
+    /// For a caller that counts an accepted push in its own store call
+    /// ([`Store::insert_counted`]): the counter's key and keep-until time. Hand the count's
+    /// result to [`Usage::push_counted`].
+    pub fn push_counter(&self, client: &str, operator: &str) -> (String, u64) {
+        let now = self.clock.now_ms();
+        (key(day_of(now), client, UsageChannel::Push, operator), now.saturating_add(self.retention_ms))
+    }
+
+    /// The push counted with [`Usage::push_counter`]'s key was stored (or not): metrics and,
+    /// on failure, the error log line.
+    pub fn push_counted(&self, client: &str, operator: &str, stored: Result<u64, StoreError>) {
         if let Some(c) = self.metrics.pushes.get(client) {
             c.inc();
         }
-        self.count(client, operator, UsageChannel::Push).await;
+        self.report(client, operator, UsageChannel::Push, stored);
     }
 
     /// An SMS for `client` (to a subscriber of `operator`) was accepted by the transport.
@@ -212,7 +228,12 @@ impl Usage {
     async fn count(&self, client: &str, operator: &str, channel: UsageChannel) {
         let now = self.clock.now_ms();
         let k = key(day_of(now), client, channel, operator);
-        if let Err(e) = self.store.incr(&k, now.saturating_add(self.retention_ms)).await {
+        let stored = self.store.incr(&k, now.saturating_add(self.retention_ms)).await;
+        self.report(client, operator, channel, stored);
+    }
+
+    fn report(&self, client: &str, operator: &str, channel: UsageChannel, stored: Result<u64, StoreError>) {
+        if let Err(e) = stored {
             self.metrics.store_errors.inc();
             tracing::error!(error = %e, client, operator, channel = channel.as_str(), "usage count not stored");
         }
