@@ -17,7 +17,8 @@
 #                       (`strace -c -f`) instead of instructions
 #        COUNT=rps      run the gateway natively and print wrk's req/s (wall clock: only for a
 #                       rough A/B on a quiet machine) and the CPU time per request of the
-#                       gateway (user, sys; minor page faults and RSS growth per request) and
+#                       gateway (user, sys; minor page faults, RSS growth and context switches
+#                       per request) and
 #                       redis-server; PERF=1 also samples the gateway
 #                       with `perf record -g` into $RUN/perf.data
 #        TARGET=nginx   with COUNT=rps: the harness's nginx reverse proxy (one worker, the same
@@ -121,11 +122,12 @@ elif [[ $COUNT == rps ]]; then
   stime() { awk '{print $15}' "/proc/$1/stat"; }
   minflt() { awk '{print $10}' "/proc/$1/stat"; }
   rss() { awk '/^VmRSS:/ {print $2 * 1024}' "/proc/$1/status"; }
-  GU0=$(utime $GW) GS0=$(stime $GW) GF0=$(minflt $GW) GM0=$(rss $GW); [[ $STORE != redis ]] || R0=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
+  csw() { cat /proc/"$1"/task/*/status | awk '/^(non)?voluntary_ctxt_switches:/ {s += $2} END {print s}'; }
+  GU0=$(utime $GW) GS0=$(stime $GW) GF0=$(minflt $GW) GM0=$(rss $GW) GC0=$(csw $GW); [[ $STORE != redis ]] || R0=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
   [[ -z ${PERF:-} ]] || { perf record -q -F 499 --call-graph dwarf,16384 -o "$RUN/perf.data" -p $GW 2>/dev/null & PF=$!; }
   out=$(load "${DURATION:-5}s")
   [[ -z ${PERF:-} ]] || { kill -INT $PF; wait $PF 2>/dev/null || true; }
-  GU1=$(utime $GW) GS1=$(stime $GW) GF1=$(minflt $GW) GM1=$(rss $GW); [[ $STORE != redis ]] || R1=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
+  GU1=$(utime $GW) GS1=$(stime $GW) GF1=$(minflt $GW) GM1=$(rss $GW) GC1=$(csw $GW); [[ $STORE != redis ]] || R1=$(($(utime "${PIDS[0]}") + $(stime "${PIDS[0]}")))
 else
   callgrind_control -i on $GW >/dev/null
   out=$(load 5s)
@@ -138,9 +140,10 @@ non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
 if [[ $COUNT == rps ]]; then
   tick=$(getconf CLK_TCK)
   us() { awk -v t="$1" -v k="$tick" -v n="$reqs" 'BEGIN {printf "%.1f", t * 1e6 / k / n}'; }
-  cpu="gateway user $(us $((GU1 - GU0))) us + sys $(us $((GS1 - GS0))) us"
+  cpu="${TARGET:-gateway} user $(us $((GU1 - GU0))) us + sys $(us $((GS1 - GS0))) us"
   cpu="$cpu ($(awk -v f=$((GF1 - GF0)) -v n="$reqs" 'BEGIN {printf "%.3f", f / n}') page faults,"
-  cpu="$cpu RSS +$(awk -v m=$((GM1 - GM0)) -v n="$reqs" 'BEGIN {printf "%.0f", m / n}') bytes)"
+  cpu="$cpu RSS +$(awk -v m=$((GM1 - GM0)) -v n="$reqs" 'BEGIN {printf "%.0f", m / n}') bytes,"
+  cpu="$cpu $(awk -v c=$((GC1 - GC0)) -v n="$reqs" 'BEGIN {printf "%.2f", c / n}') context switches)"
   [[ $STORE != redis ]] || cpu="$cpu, redis-server $(us $((R1 - R0))) us"
   echo "case=$CASE store=$STORE requests=$reqs non2xx=${non2xx:-0} req/s=$(echo "$out" | awk '/Requests\/sec/ {print $2}') CPU/request: $cpu"
 elif [[ $COUNT == strace ]]; then
