@@ -201,7 +201,9 @@ pub struct AuthResult {
 /// `Default` exists so constructors can name only what they set (`..Default::default()`); new
 /// optional parts of a flow are added as `Option<…>` fields with `#[serde(default,
 /// skip_serializing_if = "Option::is_none")]`: the stored JSON (Redis) leaves out what is not
-/// set, and a record without a field reads it as `None`.
+/// set, and a record without a field reads it as `None`. Large parts that only some flows use
+/// are boxed (`Option<Box<…>>`, the same JSON): the memory store keeps every pending transaction,
+/// and a test holds the struct to one 512-byte allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transaction {
     /// Gateway auth_req_id (256 random bits, base64url).
@@ -243,7 +245,7 @@ pub struct Transaction {
     pub result: Option<AuthResult>,
     /// The browser (authorization code) flow's values; `None` for CIBA.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub redirect: Option<redirect::RedirectFlow>,
+    pub redirect: Option<Box<redirect::RedirectFlow>>,
     /// The RP's `client_notification_token` (ping/push clients; never logged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_notification_token: Option<NotificationToken>,
@@ -270,7 +272,7 @@ pub struct Transaction {
     /// The SMS fallback's code or confirm link (HMAC only), attempts and sends
     /// ([`crate::sms::otp`]); `None` while no SMS was armed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sms: Option<crate::sms::otp::SmsState>,
+    pub sms: Option<Box<crate::sms::otp::SmsState>>,
     /// W3C trace id (32 hex) of the request that created the transaction: the driver's later
     /// operator calls for it join this trace ([`crate::telemetry::trace`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -381,5 +383,20 @@ impl Transaction {
     /// When the store may forget this transaction, ms.
     pub fn retain_until_ms(&self, retention_ms: u64) -> u64 {
         self.expires_at_ms.saturating_add(retention_ms)
+    }
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    /// The memory store keeps every pending transaction (boxed) until its retention ends, and
+    /// every read clones one: the parts only some flows use (the browser flow, the SMS fallback)
+    /// are boxed so that a CIBA push transaction does not carry their room inline.
+    #[test]
+    fn a_transaction_keeps_rarely_used_parts_out_of_line() {
+        let size = std::mem::size_of::<Transaction>();
+        eprintln!("size_of::<Transaction>() = {size}");
+        assert!(size <= 512, "Transaction grew to {size} bytes (past a 512-byte allocation): box new optional parts");
     }
 }

@@ -258,7 +258,7 @@ async fn send(gw: &Gateway, tx: &Transaction, mut next: Transaction, mode: SmsMo
     let Ok(msisdn) = Msisdn::from_digits(tx.msisdn) else { return unavailable() };
     let now = gw.clock.now_ms();
     let Ok((state, secret)) = gw.sms_codes.arm(&next, mode, now, language) else { return unavailable() };
-    next.sms = Some(state);
+    next.sms = Some(Box::new(state));
     let url;
     let host;
     let body = match mode {
@@ -282,7 +282,7 @@ async fn send(gw: &Gateway, tx: &Transaction, mut next: Transaction, mode: SmsMo
         .and_then(crate::sms::language::Language::from_tag)
         .unwrap_or(gw.sms_codes.default_language);
     let rp_name = gw.clients.get(&tx.client_id).map_or(tx.client_id.as_str(), |c| c.name.as_str());
-    let expires = next.sms.as_ref().map_or(next.expires_at_ms, |s: &SmsState| s.expires_at_ms);
+    let expires = next.sms.as_deref().map_or(next.expires_at_ms, |s: &SmsState| s.expires_at_ms);
     let composed = match message::compose(
         &MessageInput {
             language: lang,
@@ -469,7 +469,7 @@ mod tests {
 
     fn race_tx(now: u64) -> Transaction {
         let mut tx = Transaction::sample("race", now);
-        tx.sms = Some(SmsState {
+        tx.sms = Some(Box::new(SmsState {
             mode: SmsMode::Link,
             code_mac: "00".into(),
             attempts: 0,
@@ -477,7 +477,7 @@ mod tests {
             sends: 1,
             message_id: None,
             language: None,
-        });
+        }));
         tx
     }
 

@@ -157,7 +157,7 @@ async fn start(
         created_at_ms: now,
         expires_at_ms: expires,
         push_deadline_ms: expires,
-        redirect: Some(v.flow),
+        redirect: Some(Box::new(v.flow)),
         trace_id: crate::telemetry::trace::current_trace_id(),
         ..Default::default()
     };

@@ -36,17 +36,17 @@ pub async fn arm(demo: &Demo, mode: SmsMode, binding: Option<&str>, language: &s
         ..Default::default()
     };
     if mode == SmsMode::Otp {
-        tx.redirect = Some(RedirectFlow {
+        tx.redirect = Some(Box::new(RedirectFlow {
             redirect_uri: REDIRECT_URI.into(),
             state: "rp-state".into(),
             nonce: "rp-nonce".into(),
             code_challenge: Some(s256(VERIFIER)),
             version: "mc_v1.1".into(),
             ..Default::default()
-        });
+        }));
     }
     let (state, secret) = gw.sms_codes.arm(&tx, mode, now, Some(language)).unwrap();
-    tx.sms = Some(state);
+    tx.sms = Some(Box::new(state));
     gw.store.insert(tx.clone(), tx.expires_at_ms + 300_000).await.unwrap();
     if mode == SmsMode::Link {
         otp::publish_link(gw, &secret, &tx).await.unwrap();

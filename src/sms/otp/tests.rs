@@ -10,7 +10,7 @@ fn pending(codes: &SmsCodes, mode: SmsMode, now: u64) -> (Transaction, OneTimeSe
     let mut tx = Transaction::sample("tx-a", now);
     tx.binding_message = Some("Pay 10 EUR to Shop".into());
     let (state, secret) = codes.arm(&tx, mode, now, Some("ca")).unwrap();
-    tx.sms = Some(state);
+    tx.sms = Some(Box::new(state));
     tx.state = TxState::PendingSms;
     (tx, secret)
 }
@@ -141,7 +141,7 @@ fn expiry_junk_foreign_codes_and_wrong_modes() {
     // A's code on B: rejected and counted on B.
     let mut b = Transaction::sample("tx-b", 0);
     let (state_b, _) = c.arm(&b, SmsMode::Otp, 0, None).unwrap();
-    b.sms = Some(state_b);
+    b.sms = Some(Box::new(state_b));
     b.state = TxState::PendingSms;
     assert!(
         matches!(check_code(&c, &b, SmsMode::Otp, Some(secret.expose()), 1), Check::Wrong(n) if n.sms.as_ref().unwrap().attempts == 1)
@@ -168,7 +168,7 @@ fn re_arming_keeps_attempts_and_counts_sends_and_csrf_follows_the_code() {
     assert!(!c.csrf_ok(&tx, Some("x")));
     let (again, _) = c.arm(&tx, SmsMode::Otp, 10_000, None).unwrap();
     assert_eq!((again.attempts, again.sends, again.language.as_deref()), (3, 2, Some("ca")));
-    tx.sms = Some(again);
+    tx.sms = Some(Box::new(again));
     assert!(!c.csrf_ok(&tx, Some(&csrf)), "a new code voids the old pages");
     assert!(c.arm(&tx, SmsMode::Otp, tx.expires_at_ms, None).is_err());
 }
