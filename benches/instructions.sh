@@ -18,9 +18,8 @@
 #        COUNT=rps      run the gateway natively and print wrk's req/s (wall clock: only for a
 #                       rough A/B on a quiet machine) and the CPU time per request of the
 #                       gateway (user, sys; minor page faults, RSS growth and context switches
-#                       per request) and
-#                       redis-server; PERF=1 also samples the gateway
-#                       with `perf record -g` into $RUN/perf.data
+#                       per request) and redis-server; PERF=1 also samples the gateway with
+#                       `perf record -g` into $RUN/perf.data
 #        TARGET=nginx   with COUNT=rps: the harness's nginx reverse proxy (one worker, the same
 #                       load and backends) instead of the gateway: what nginx spends per request
 #                       in user space and in the kernel, beside the gateway's figures
@@ -140,10 +139,10 @@ non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
 if [[ $COUNT == rps ]]; then
   tick=$(getconf CLK_TCK)
   us() { awk -v t="$1" -v k="$tick" -v n="$reqs" 'BEGIN {printf "%.1f", t * 1e6 / k / n}'; }
+  per() { awk -v x="$1" -v n="$reqs" -v f="$2" 'BEGIN {printf f, x / n}'; } # $1 per request, format $2
   cpu="${TARGET:-gateway} user $(us $((GU1 - GU0))) us + sys $(us $((GS1 - GS0))) us"
-  cpu="$cpu ($(awk -v f=$((GF1 - GF0)) -v n="$reqs" 'BEGIN {printf "%.3f", f / n}') page faults,"
-  cpu="$cpu RSS +$(awk -v m=$((GM1 - GM0)) -v n="$reqs" 'BEGIN {printf "%.0f", m / n}') bytes,"
-  cpu="$cpu $(awk -v c=$((GC1 - GC0)) -v n="$reqs" 'BEGIN {printf "%.2f", c / n}') context switches)"
+  cpu="$cpu ($(per $((GF1 - GF0)) %.3f) page faults, RSS +$(per $((GM1 - GM0)) %.0f) bytes,"
+  cpu="$cpu $(per $((GC1 - GC0)) %.2f) context switches)"
   [[ $STORE != redis ]] || cpu="$cpu, redis-server $(us $((R1 - R0))) us"
   echo "case=$CASE store=$STORE requests=$reqs non2xx=${non2xx:-0} req/s=$(echo "$out" | awk '/Requests\/sec/ {print $2}') CPU/request: $cpu"
 elif [[ $COUNT == strace ]]; then

@@ -259,6 +259,16 @@ impl RedisStore {
         until_ms.saturating_sub(self.inner.clock.now_ms()).max(1)
     }
 
+    /// Adds to `pipe` the increment of counter `key`, kept until `until_ms`: its new value is
+    /// the pipeline's next reply. One write, two commands, no MULTI: INCR is atomic by itself
+    /// and the deadline follows in the same round trip (an increment interleaved from elsewhere
+    /// can only swap two deadlines milliseconds apart). MULTI/EXEC doubled the commands Redis
+    /// ran per count.
+    fn add_incr(&self, pipe: &mut redis::Pipeline, key: &str, until_ms: u64) {
+        let key = self.key("ctr", key);
+        pipe.cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(self.ttl_ms(until_ms)).ignore();
+    }
+
     fn live(&self, until_ms: u64) -> bool {
         until_ms > self.inner.clock.now_ms()
     }
@@ -451,13 +461,8 @@ impl Store for RedisStore {
     }
 
     async fn incr(&self, key: &str, until_ms: u64) -> Result<u64, StoreError> {
-        let key = self.key("ctr", key);
-        let ttl = self.ttl_ms(until_ms);
-        // One write, two commands, no MULTI: INCR is atomic by itself and the deadline follows
-        // in the same round trip (an increment interleaved from elsewhere can only swap two
-        // deadlines milliseconds apart). MULTI/EXEC doubled the commands Redis ran per count.
         let mut pipe = redis::pipe();
-        pipe.cmd("INCR").arg(&key).cmd("PEXPIRE").arg(&key).arg(ttl).ignore();
+        self.add_incr(&mut pipe, key, until_ms);
         let mut conn = self.conn()?;
         let (n,): (u64,) = self.run(async move { pipe.query_async(&mut conn).await }).await?;
         Ok(n)
@@ -474,12 +479,10 @@ impl Store for RedisStore {
             Ok(r) => r,
             Err(e) => return (Err(e), self.incr(counter, counter_until_ms).await),
         };
-        let (key, ttl) = (self.tx_key(&tx.id), self.ttl_ms(retain_until_ms));
-        let (ckey, cttl) = (self.key("ctr", counter), self.ttl_ms(counter_until_ms));
-        // The insert and the count as in `insert` and `incr`, in one write and one reply batch.
+        // The insert (as in `insert`) and the count (as in `incr`): one write, one reply batch.
         let mut pipe = redis::pipe();
-        pipe.cmd("SET").arg(&key).arg(record).arg("NX").arg("PX").arg(ttl);
-        pipe.cmd("INCR").arg(&ckey).cmd("PEXPIRE").arg(&ckey).arg(cttl).ignore();
+        pipe.cmd("SET").arg(self.tx_key(&tx.id)).arg(record).arg("NX").arg("PX").arg(self.ttl_ms(retain_until_ms));
+        self.add_incr(&mut pipe, counter, counter_until_ms);
         let mut conn = match self.conn() {
             Ok(c) => c,
             Err(e) => return (Err(e.clone()), Err(e)),

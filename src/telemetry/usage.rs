@@ -201,8 +201,13 @@ impl Usage {
     /// ([`Store::insert_counted`]): the counter's key and keep-until time. Hand the count's
     /// result to [`Usage::push_counted`].
     pub fn push_counter(&self, client: &str, operator: &str) -> (String, u64) {
+        self.counter(client, operator, UsageChannel::Push)
+    }
+
+    /// Today's counter of `channel` for `client` and `operator`, and how long it is kept.
+    fn counter(&self, client: &str, operator: &str, channel: UsageChannel) -> (String, u64) {
         let now = self.clock.now_ms();
-        (key(day_of(now), client, UsageChannel::Push, operator), now.saturating_add(self.retention_ms))
+        (key(day_of(now), client, channel, operator), now.saturating_add(self.retention_ms))
     }
 
     /// The push counted with [`Usage::push_counter`]'s key was stored (or not): metrics and,
@@ -226,9 +231,8 @@ impl Usage {
     }
 
     async fn count(&self, client: &str, operator: &str, channel: UsageChannel) {
-        let now = self.clock.now_ms();
-        let k = key(day_of(now), client, channel, operator);
-        let stored = self.store.incr(&k, now.saturating_add(self.retention_ms)).await;
+        let (key, until_ms) = self.counter(client, operator, channel);
+        let stored = self.store.incr(&key, until_ms).await;
         self.report(client, operator, channel, stored);
     }
 

@@ -244,8 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_mark_made_elsewhere_during_a_vouched_push_is_forgotten_not_indexed() {
-        let clock = Arc::new(ManualClock::new(1_000_000));
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let (clock, store) = memory_store(1_000_000);
         let (a, b) = (index_over(&store, &clock, 100), index_over(&store, &clock, 100));
         a.sync().await.unwrap();
         b.sync().await.unwrap();
@@ -267,8 +266,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_read_stops_vouching_and_a_flushed_log_is_read_again_from_its_start() {
-        let clock = Arc::new(ManualClock::new(1_000_000));
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let (clock, store) = memory_store(1_000_000);
         let index = index_over(&store, &clock, 100);
         index.sync().await.unwrap();
         assert!(index.vouches_absent("k"));
@@ -283,14 +281,20 @@ mod tests {
         assert!(!index.vouches_absent("k"), "read from the new log's start");
     }
 
+    /// A manual clock at `start_ms` and a memory store reading it.
+    fn memory_store(start_ms: u64) -> (Arc<ManualClock>, Arc<dyn Store>) {
+        let clock = Arc::new(ManualClock::new(start_ms));
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        (clock, store)
+    }
+
     fn index_over(store: &Arc<dyn Store>, clock: &Arc<ManualClock>, max: usize) -> NotEnrolledIndex {
         NotEnrolledIndex::new(store.clone(), clock.clone(), max, Duration::from_secs(60))
     }
 
     #[tokio::test]
     async fn vouches_only_after_a_read_and_learns_what_other_instances_announce() {
-        let clock = Arc::new(ManualClock::new(1_000_000));
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let (clock, store) = memory_store(1_000_000);
         let (a, b) = (index_over(&store, &clock, 100), index_over(&store, &clock, 100));
         assert!(!b.vouches_absent("pushcap:x"), "never read the log: cannot vouch");
         b.sync().await.unwrap();
@@ -313,8 +317,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_index_stops_vouching_until_what_it_dropped_has_expired() {
-        let clock = Arc::new(ManualClock::new(0));
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let (clock, store) = memory_store(0);
         let index = index_over(&store, &clock, 2);
         index.sync().await.unwrap();
         index.insert("k1", 1_000);
@@ -333,8 +336,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_stale_read_stops_vouching() {
-        let clock = Arc::new(ManualClock::new(0));
-        let store: Arc<dyn Store> = Arc::new(MemoryStore::new(clock.clone()));
+        let (clock, store) = memory_store(0);
         let index = index_over(&store, &clock, 10);
         index.sync().await.unwrap();
         assert!(index.vouches_absent("k"));
